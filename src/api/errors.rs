@@ -1,0 +1,158 @@
+//! The one place that decides what an error looks like on the wire. Bodies are Rocket.Chat's, byte
+//! for byte (see `shared/fixtures/inquiries.getOne.errors.json`); what went wrong on our side is
+//! logged here and never shown to the client.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+
+/// Everything a handler can answer other than success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Missing, unknown, revoked, expired or foreign token, or a deactivated user.
+    #[error("not logged in")]
+    NotLoggedIn,
+    #[error("invalid params: {0}")]
+    InvalidParams(InvalidParams),
+    #[error("permission denied")]
+    Forbidden,
+    /// Wrong credentials at login (unknown user and wrong password alike).
+    #[error("login failed")]
+    LoginFailed,
+    /// A client mistake with a message meant for the client.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("too many requests, retry after {0}s")]
+    TooManyRequests(u64),
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed(&'static str),
+    /// Our fault; the detail goes to the log only.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// Rocket.Chat's ajv validation failures for `inquiries.getOne`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidParams {
+    MissingRoomId,
+    AdditionalProperty,
+    RoomIdNotString,
+}
+
+impl std::fmt::Display for InvalidParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            InvalidParams::MissingRoomId => "missing roomId",
+            InvalidParams::AdditionalProperty => "additional property",
+            InvalidParams::RoomIdNotString => "roomId not a string",
+        })
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApiError::Internal(format!("database: {e}"))
+    }
+}
+
+impl From<r2d2::Error> for ApiError {
+    fn from(e: r2d2::Error) -> Self {
+        ApiError::Internal(format!("database pool: {e}"))
+    }
+}
+
+/// A JSON response with the headers every API answer carries.
+pub fn json(status: StatusCode, body: impl actix_web::body::MessageBody + 'static) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        ))
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .insert_header((header::PRAGMA, HeaderValue::from_static("no-cache")))
+        .body(body)
+}
+
+impl ApiError {
+    fn body(&self) -> &'static str {
+        match self {
+            ApiError::NotLoggedIn => {
+                r#"{"success":false,"error":"You must be logged in to do this.","status":"error","message":"You must be logged in to do this."}"#
+            }
+            ApiError::InvalidParams(InvalidParams::MissingRoomId) => {
+                r#"{"success":false,"error":"must have required property 'roomId' [invalid-params]","errorType":"invalid-params"}"#
+            }
+            ApiError::InvalidParams(InvalidParams::AdditionalProperty) => {
+                r#"{"success":false,"error":"must NOT have additional properties [invalid-params]","errorType":"invalid-params"}"#
+            }
+            ApiError::InvalidParams(InvalidParams::RoomIdNotString) => {
+                r#"{"success":false,"error":"must be string [invalid-params]","errorType":"invalid-params"}"#
+            }
+            ApiError::Forbidden => {
+                r#"{"success":false,"error":"User does not have the permissions required for this action [error-unauthorized]"}"#
+            }
+            ApiError::LoginFailed => {
+                r#"{"status":"error","error":"Unauthorized","message":"Unauthorized"}"#
+            }
+            ApiError::TooManyRequests(_) => {
+                r#"{"success":false,"error":"Too many requests","status":"error","message":"Too many requests"}"#
+            }
+            ApiError::PayloadTooLarge => {
+                r#"{"success":false,"error":"Request body too large (limit 64 KiB)"}"#
+            }
+            ApiError::NotFound => r#"{"success":false,"error":"Resource not found"}"#,
+            ApiError::MethodNotAllowed(_) => r#"{"success":false,"error":"Method not allowed"}"#,
+            ApiError::Internal(_) => r#"{"success":false,"error":"Internal server error"}"#,
+            ApiError::BadRequest(_) => "",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::NotLoggedIn | ApiError::LoginFailed => StatusCode::UNAUTHORIZED,
+            ApiError::InvalidParams(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let mut res = match self {
+            ApiError::BadRequest(msg) => json(
+                status,
+                serde_json::json!({"success": false, "error": msg}).to_string(),
+            ),
+            _ => json(status, self.body()),
+        };
+        match self {
+            ApiError::Internal(detail) => log::error!("internal error: {detail}"),
+            ApiError::MethodNotAllowed(allow) => {
+                res.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            ApiError::TooManyRequests(secs) => {
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+            }
+            _ => {}
+        }
+        res
+    }
+}

@@ -1,0 +1,254 @@
+//! Builds the server from a [`Config`]: opens and migrates the database, seeds the demo, loads the
+//! plugins, starts the auth poller, binds the listener (port 0 picks one; see [`Application::port`])
+//! and mounts the routes. Used by `inquiryd serve` and by the tests alike.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::middleware::{Condition, Logger};
+use actix_web::{App, HttpServer, web};
+
+use crate::api::{self, ApiError};
+use crate::auth::cache::PollerHandle;
+use crate::auth::throttle::Throttle;
+use crate::auth::{AuthCache, tokens};
+use crate::config::{Config, DEFAULT_PLUGINS_DIR};
+use crate::db::{self, Pool};
+use crate::plugins::PluginHost;
+
+/// Largest request body accepted; more is a 413.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// The demo user and token of the contract (section 6), seeded once when `[demo] enabled`.
+pub const DEMO_USER_ID: &str = "rbAXPnMktTFbNpwtJ";
+pub const DEMO_USERNAME: &str = "demo.agent";
+pub const DEMO_TOKEN: &str = "RScctEHSmLGZGywfIhWyRpyofhKOiMoUIpimhvheU3f";
+const DEMO_INQUIRIES: &str = include_str!("demo-inquiries.json");
+
+/// What every handler shares.
+pub struct AppState {
+    pub pool: Pool,
+    pub auth: Arc<AuthCache>,
+    pub plugins: Arc<PluginHost>,
+    pub throttle: Throttle,
+    pub token_ttl_days: u32,
+}
+
+/// Why the server did not start; [`StartError::exit_code`] is what the process returns.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error("plugins: {}", .0.join("\n  "))]
+    Plugins(Vec<String>),
+    #[error("plugins directory {0}: does not exist (create it, or point [plugins] dir at one)")]
+    PluginsDirMissing(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("demo seed: {0}")]
+    Seed(String),
+}
+
+impl StartError {
+    /// 2 for what the operator must fix in configuration or plugin files, 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StartError::Plugins(_) | StartError::PluginsDirMissing(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    server: actix_web::dev::Server,
+    port: u16,
+    _poller: PollerHandle,
+}
+
+impl Application {
+    /// Opens everything and binds; nothing is served until [`Application::run_until_stopped`].
+    pub fn build(config: &Config) -> Result<Application, StartError> {
+        let pool = db::open(&config.database.path, config.database.pool_size)?;
+        if config.demo.enabled {
+            seed_demo(&pool, config.auth.token_ttl_days)?;
+        }
+        let auth = AuthCache::load(pool.clone())?;
+        if auth
+            .snapshot()
+            .token_valid_hashed(tokens::hash(DEMO_TOKEN).as_str(), db::now_secs())
+        {
+            log::warn!(
+                "demo: the public demo token for user {DEMO_USERNAME:?} is valid; anyone can read inquiries with it (revoke: inquiryd token revoke {DEMO_USERNAME} --all)"
+            );
+        }
+        let plugins = start_plugins(config)?;
+        crate::auth::passwords::warm_up();
+        let state = web::Data::new(AppState {
+            pool,
+            auth: auth.clone(),
+            plugins,
+            throttle: Throttle::new(
+                config.auth.login_max_failures,
+                config.auth.login_max_failures_per_address,
+                Duration::from_secs(config.auth.login_window_secs),
+            ),
+            token_ttl_days: config.auth.token_ttl_days,
+        });
+        let poller = auth.spawn_poller();
+        let listener =
+            TcpListener::bind(&config.server.bind).map_err(|source| StartError::Bind {
+                addr: config.server.bind.clone(),
+                source,
+            })?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let access_log = log::log_enabled!(target: "inquiryd::access", log::Level::Info);
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap_fn(reject_large_bodies)
+                .wrap(Condition::new(
+                    access_log,
+                    Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
+                        .log_target("inquiryd::access")
+                        .custom_request_replace("method", |req| req.method().to_string()),
+                ))
+                .configure(api::configure)
+                .default_service(web::to(|| async {
+                    Err::<actix_web::HttpResponse, _>(ApiError::NotFound)
+                }))
+        })
+        .workers(config.workers())
+        .shutdown_timeout(10)
+        .client_request_timeout(Duration::from_secs(10))
+        .listen(listener)
+        .map_err(|source| StartError::Bind {
+            addr: config.server.bind.clone(),
+            source,
+        })?
+        .run();
+        log::info!(
+            "inquiryd listening on {}",
+            config.server.bind.replace(":0", &format!(":{port}"))
+        );
+        Ok(Application {
+            server,
+            port,
+            _poller: poller,
+        })
+    }
+
+    /// The bound port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM/Ctrl-C (or a handle's stop); in-flight requests finish first.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let Application {
+            server, _poller, ..
+        } = self;
+        server.await
+    }
+}
+
+/// 413 for a declared body over [`MAX_BODY`] on any route, before a handler reads it.
+fn reject_large_bodies<S>(
+    req: actix_web::dev::ServiceRequest,
+    srv: &S,
+) -> futures_util::future::Either<
+    S::Future,
+    std::future::Ready<Result<actix_web::dev::ServiceResponse, actix_web::Error>>,
+>
+where
+    S: actix_web::dev::Service<
+            actix_web::dev::ServiceRequest,
+            Response = actix_web::dev::ServiceResponse,
+            Error = actix_web::Error,
+        >,
+{
+    let too_large = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > MAX_BODY as u64);
+    if too_large {
+        let res = actix_web::ResponseError::error_response(&ApiError::PayloadTooLarge);
+        debug_assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        return futures_util::future::Either::Right(std::future::ready(Ok(req.into_response(res))));
+    }
+    futures_util::future::Either::Left(srv.call(req))
+}
+
+fn start_plugins(config: &Config) -> Result<Arc<PluginHost>, StartError> {
+    let dir = &config.plugins.dir;
+    if !dir.is_dir() {
+        if dir.as_path() == std::path::Path::new(DEFAULT_PLUGINS_DIR) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StartError::PluginsDirMissing(format!("{}: cannot create: {e}", dir.display()))
+            })?;
+            log::info!("plugins: created empty directory {}", dir.display());
+        } else {
+            return Err(StartError::PluginsDirMissing(dir.display().to_string()));
+        }
+    }
+    PluginHost::start(dir.clone(), config.plugins.watch)
+        .map_err(|errs| StartError::Plugins(errs.iter().map(|e| e.to_string()).collect()))
+}
+
+/// Seeds the demo user, token and inquiry once per database (an admin's later revocation sticks).
+fn seed_demo(pool: &Pool, ttl_days: u32) -> Result<(), StartError> {
+    let seed_err = |e: String| StartError::Seed(e);
+    let mut conn = pool.get().map_err(|e| seed_err(e.to_string()))?;
+    if db::meta_get(&conn, "demo_seeded")
+        .map_err(|e| seed_err(e.to_string()))?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let records = crate::import::parse(DEMO_INQUIRIES)
+        .map_err(|e| seed_err(format!("bundled demo inquiries: {}", e[0])))?;
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(|e| seed_err(e.to_string()))?;
+    let result = (|| -> rusqlite::Result<()> {
+        tx.execute(
+            "INSERT OR IGNORE INTO users (id, username, name, password_hash, active, created_at)
+             VALUES (?1, ?2, 'Demo Agent', NULL, 1, ?3)",
+            rusqlite::params![DEMO_USER_ID, DEMO_USERNAME, db::now_secs()],
+        )?;
+        tx.execute(
+            "INSERT OR IGNORE INTO user_roles (user_id, role) VALUES (?1, 'livechat-agent')",
+            [DEMO_USER_ID],
+        )?;
+        tx.execute(
+            "INSERT OR IGNORE INTO tokens (hashed_token, user_id, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![
+                tokens::hash(DEMO_TOKEN).as_str(),
+                DEMO_USER_ID,
+                db::now_secs(),
+                db::now_secs() + i64::from(ttl_days) * 86_400
+            ],
+        )?;
+        db::inquiries::upsert_all(&tx, &records)?;
+        db::meta_set(&tx, "demo_seeded", "1")?;
+        Ok(())
+    })();
+    result
+        .and_then(|()| tx.commit())
+        .map_err(|e| seed_err(e.to_string()))?;
+    log::info!("demo: seeded user {DEMO_USERNAME:?}, its token and the demo inquiry");
+    Ok(())
+}

@@ -1,0 +1,345 @@
+//! Configuration: one serde tree read from `config.toml`, then overridden by `INQUIRYD_*`
+//! environment variables, then by command-line flags. Unknown keys in the file are an error that
+//! names the key; a mistyped `INQUIRYD_*` variable is an error too, so a typo never silently falls
+//! back to a default. Relative paths in the file are resolved against the file's own directory,
+//! relative paths from the environment or flags against the working directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Everything the server and the CLI need to know, after layering.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub plugins: PluginsConfig,
+    pub auth: AuthConfig,
+    pub demo: DemoConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on, e.g. `127.0.0.1:3000` (port 0 picks a free port).
+    pub bind: String,
+    /// Worker threads; 0 means one per CPU core.
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub path: PathBuf,
+    pub pool_size: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    pub dir: PathBuf,
+    pub watch: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub token_ttl_days: u32,
+    /// Failed logins allowed per username within the window.
+    pub login_max_failures: u32,
+    /// Failed logins allowed per client address within the window.
+    pub login_max_failures_per_address: u32,
+    pub login_window_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoConfig {
+    pub enabled: bool,
+}
+
+pub const DEFAULT_DB_PATH: &str = "data/inquiryd.sqlite3";
+pub const DEFAULT_PLUGINS_DIR: &str = "plugins";
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1:3000".into(),
+            workers: 0,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            path: DEFAULT_DB_PATH.into(),
+            pool_size: 8,
+        }
+    }
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        PluginsConfig {
+            dir: DEFAULT_PLUGINS_DIR.into(),
+            watch: true,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            token_ttl_days: 90,
+            login_max_failures: 10,
+            login_max_failures_per_address: 50,
+            login_window_secs: 300,
+        }
+    }
+}
+
+/// A configuration problem; the CLI maps it to exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config {path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+/// Where the configuration file came from: the default `./config.toml` may be absent (built-in
+/// defaults apply), an explicitly named file must exist.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    Default(PathBuf),
+    Explicit(PathBuf),
+}
+
+/// Flags that override both the file and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub bind: Option<String>,
+    pub db: Option<PathBuf>,
+    pub plugins: Option<PathBuf>,
+    pub workers: Option<usize>,
+}
+
+impl Config {
+    /// Loads file → environment → flags. On failure, the error names the file, key or variable.
+    pub fn load(source: &ConfigSource, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let vars: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        Self::load_with_env(source, overrides, &vars)
+    }
+
+    /// As [`Config::load`], with the environment given explicitly (testable without globals).
+    pub fn load_with_env(
+        source: &ConfigSource,
+        overrides: &Overrides,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let mut config = match source {
+            ConfigSource::Default(path) if !path.exists() => Config::default(),
+            ConfigSource::Default(path) | ConfigSource::Explicit(path) => Self::from_file(path)?,
+        };
+        config.apply_env(env)?;
+        if let Some(bind) = &overrides.bind {
+            config.server.bind = bind.clone();
+        }
+        if let Some(db) = &overrides.db {
+            config.database.path = db.clone();
+        }
+        if let Some(dir) = &overrides.plugins {
+            config.plugins.dir = dir.clone();
+        }
+        if let Some(workers) = overrides.workers {
+            config.server.workers = workers;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        // Paths in the file are relative to the file, so `inquiryd --config /etc/x/config.toml`
+        // works from any directory.
+        let base = path.parent().unwrap_or(Path::new(""));
+        for p in [&mut config.database.path, &mut config.plugins.dir] {
+            if p.is_relative() && !base.as_os_str().is_empty() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, env: &[(String, String)]) -> Result<(), ConfigError> {
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("INQUIRYD_") else {
+                continue;
+            };
+            let err = |message: String| ConfigError::Env {
+                name: name.clone(),
+                message,
+            };
+            let parse_u32 = |v: &str| {
+                v.parse::<u32>()
+                    .map_err(|e| err(format!("expected a whole number: {e}")))
+            };
+            match key {
+                // Read by clap, not by this layer.
+                "CONFIG" | "DB" | "LOG" => {}
+                "SERVER_BIND" => self.server.bind = value.clone(),
+                "SERVER_WORKERS" => {
+                    self.server.workers = value
+                        .parse()
+                        .map_err(|e| err(format!("expected a whole number: {e}")))?
+                }
+                "DATABASE_PATH" => self.database.path = value.into(),
+                "DATABASE_POOL_SIZE" => self.database.pool_size = parse_u32(value)?,
+                "PLUGINS_DIR" => self.plugins.dir = value.into(),
+                "PLUGINS_WATCH" => self.plugins.watch = parse_bool(value).map_err(err)?,
+                "AUTH_TOKEN_TTL_DAYS" => self.auth.token_ttl_days = parse_u32(value)?,
+                "AUTH_LOGIN_MAX_FAILURES" => self.auth.login_max_failures = parse_u32(value)?,
+                "AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS" => {
+                    self.auth.login_max_failures_per_address = parse_u32(value)?
+                }
+                "AUTH_LOGIN_WINDOW_SECS" => {
+                    self.auth.login_window_secs = value
+                        .parse()
+                        .map_err(|e| err(format!("expected a whole number: {e}")))?
+                }
+                "DEMO_ENABLED" => self.demo.enabled = parse_bool(value).map_err(err)?,
+                _ => return Err(err("unknown setting (see config.toml for the keys)".into())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks values that parse but make no sense, naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.bind.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "server.bind: {:?} is not an address like 127.0.0.1:3000",
+                self.server.bind
+            )));
+        }
+        if self.database.pool_size == 0 || self.database.pool_size > 256 {
+            return Err(ConfigError::Invalid(
+                "database.pool_size: must be between 1 and 256".into(),
+            ));
+        }
+        if self.auth.token_ttl_days == 0 {
+            return Err(ConfigError::Invalid(
+                "auth.token_ttl_days: must be at least 1".into(),
+            ));
+        }
+        if self.auth.login_max_failures == 0 || self.auth.login_max_failures_per_address == 0 {
+            return Err(ConfigError::Invalid(
+                "auth.login_max_failures: must be at least 1".into(),
+            ));
+        }
+        if self.auth.login_window_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "auth.login_window_secs: must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The worker count to run with: the configured one, or one per core.
+    pub fn workers(&self) -> usize {
+        if self.server.workers > 0 {
+            self.server.workers
+        } else {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        }
+    }
+}
+
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("expected true or false, got {value:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let (_d, path) = write("[server]\nbnd = \"x\"\n");
+        let err = Config::load_with_env(&ConfigSource::Explicit(path), &Overrides::default(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bnd"), "{err}");
+        assert!(err.contains("config.toml"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_file_and_flags_override_env() {
+        let (_d, path) = write("[server]\nbind = \"127.0.0.1:1\"\n[auth]\ntoken_ttl_days = 5\n");
+        let env = vec![
+            (
+                "INQUIRYD_SERVER_BIND".to_string(),
+                "127.0.0.1:2".to_string(),
+            ),
+            ("INQUIRYD_AUTH_TOKEN_TTL_DAYS".to_string(), "7".to_string()),
+        ];
+        let flags = Overrides {
+            bind: Some("127.0.0.1:3".into()),
+            ..Default::default()
+        };
+        let c = Config::load_with_env(&ConfigSource::Explicit(path), &flags, &env).unwrap();
+        assert_eq!(c.server.bind, "127.0.0.1:3");
+        assert_eq!(c.auth.token_ttl_days, 7);
+    }
+
+    #[test]
+    fn mistyped_env_var_is_an_error() {
+        let env = vec![("INQUIRYD_SERVER_BINDD".to_string(), "x".to_string())];
+        let err = Config::load_with_env(
+            &ConfigSource::Default("/nonexistent/config.toml".into()),
+            &Overrides::default(),
+            &env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("INQUIRYD_SERVER_BINDD"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_follow_the_file() {
+        let (d, path) = write("[database]\npath = \"x/db.sqlite3\"\n");
+        let c = Config::load_with_env(&ConfigSource::Explicit(path), &Overrides::default(), &[])
+            .unwrap();
+        assert_eq!(c.database.path, d.path().join("x/db.sqlite3"));
+    }
+}

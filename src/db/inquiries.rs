@@ -1,0 +1,49 @@
+//! Queries on `inquiries`: documents stored as compact JSON text in their original key order.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+/// One inquiry ready to store.
+pub struct InquiryRecord {
+    pub id: String,
+    pub rid: String,
+    /// Compact JSON of the whole document, in the order its keys came.
+    pub doc: String,
+}
+
+/// Upserts records by `_id` inside the caller's transaction.
+pub fn upsert_all(tx: &Transaction, records: &[InquiryRecord]) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO inquiries (id, rid, doc) VALUES (?1, ?2, ?3)
+         ON CONFLICT(id) DO UPDATE SET rid = excluded.rid, doc = excluded.doc",
+    )?;
+    for r in records {
+        stmt.execute(params![r.id, r.rid, r.doc])?;
+    }
+    Ok(())
+}
+
+/// The stored document of the inquiry whose `rid` is `rid`, as JSON text.
+pub fn by_rid(conn: &Connection, rid: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT doc FROM inquiries WHERE rid = ?1 ORDER BY id LIMIT 1")?
+        .query_row([rid], |r| r.get(0))
+        .optional()
+}
+
+/// Calls `f(id, rid, status)` for every inquiry, ordered by `rid`.
+pub fn for_each(
+    conn: &Connection,
+    mut f: impl FnMut(&str, &str, Option<&str>),
+) -> rusqlite::Result<()> {
+    let mut stmt = conn
+        .prepare("SELECT id, rid, json_extract(doc, '$.status') FROM inquiries ORDER BY rid, id")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let status: Option<String> = row.get::<_, Option<String>>(2).unwrap_or(None);
+        f(
+            row.get_ref(0)?.as_str()?,
+            row.get_ref(1)?.as_str()?,
+            status.as_deref(),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! The SQLite file: opening it safely (mode 0600, refusing files that are not ours or come from a
+//! newer inquiryd), the r2d2 pool with its per-connection pragmas, and the numbered migrations.
+//! Queries live in one file per table family: `users`, `tokens`, `permissions`, `inquiries`.
+
+pub mod inquiries;
+pub mod permissions;
+pub mod tokens;
+pub mod users;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags, Transaction};
+
+pub type Pool = r2d2::Pool<SqliteConnectionManager>;
+pub type PooledConn = r2d2::PooledConnection<SqliteConnectionManager>;
+
+/// How long a writer waits for another writer (the CLI and the server share the file).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A database problem. `Open` and `Schema` are the operator's to fix (exit 1 with the message);
+/// `Sqlite` and `Pool` are runtime failures.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database {path}: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error(
+        "database {path}: schema version {found} is newer than this inquiryd supports ({supported}); upgrade inquiryd or use another file"
+    )]
+    Schema {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database pool: {0}")]
+    Pool(#[from] r2d2::Error),
+}
+
+/// Opens (creating if needed, mode 0600) and migrates the database, and returns a pool.
+///
+/// Fails without modifying the file when it is not an SQLite database, is corrupt, or has a newer
+/// schema than this build knows.
+pub fn open(path: &Path, pool_size: u32) -> Result<Pool, DbError> {
+    let open_err = |message: String| DbError::Open {
+        path: path.to_path_buf(),
+        message,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| open_err(format!("cannot create directory {}: {e}", parent.display())))?;
+    }
+    create_private(path).map_err(|e| open_err(format!("cannot create: {e}")))?;
+    check_existing(path)?;
+    {
+        let mut conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
+        apply_pragmas(&mut conn).map_err(|e| open_err(e.to_string()))?;
+        migrate(&mut conn, path)?;
+    }
+    let manager = SqliteConnectionManager::file(path)
+        .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .with_init(apply_pragmas);
+    let pool = r2d2::Pool::builder()
+        .max_size(pool_size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(15))
+        .build(manager)?;
+    Ok(pool)
+}
+
+/// Creates the file with mode 0600 if it does not exist, so no other user can ever read it. The
+/// WAL and shm files SQLite creates later take the database file's permissions.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads the header and schema version read-only, so a foreign or corrupt file is refused before
+/// anything (WAL mode, migrations) could write to it.
+fn check_existing(path: &Path) -> Result<(), DbError> {
+    let open_err = |message: String| DbError::Open {
+        path: path.to_path_buf(),
+        message,
+    };
+    let len = std::fs::metadata(path)
+        .map_err(|e| open_err(e.to_string()))?
+        .len();
+    if len == 0 {
+        return Ok(());
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| open_err(e.to_string()))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| open_err(e.to_string()))?;
+    let not_ours = |e: rusqlite::Error| open_err(format!("not a usable SQLite database: {e}"));
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(not_ours)?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(not_ours)?;
+    let supported = MIGRATIONS.len() as i64;
+    if version > supported {
+        return Err(DbError::Schema {
+            path: path.to_path_buf(),
+            found: version,
+            supported,
+        });
+    }
+    if version == 0 {
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(not_ours)?;
+        if tables > 0 {
+            return Err(open_err(
+                "holds tables but no inquiryd schema version; refusing to touch it".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn apply_pragmas(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // FULL: a committed write survives power loss too; writes are rare (logins, admin edits).
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;",
+    )
+}
+
+type Migration = fn(&Transaction) -> rusqlite::Result<()>;
+
+/// Numbered migrations: index + 1 is the schema version (`PRAGMA user_version`) it produces.
+/// Append only; never edit a released one.
+const MIGRATIONS: &[Migration] = &[migration_1];
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let supported = MIGRATIONS.len() as i64;
+    if version > supported {
+        return Err(DbError::Schema {
+            path: path.to_path_buf(),
+            found: version,
+            supported,
+        });
+    }
+    for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Re-check inside the write lock: another process may have migrated meanwhile.
+        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if now > i as i64 {
+            continue;
+        }
+        migration(&tx)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+        log::info!("database: migrated schema to version {}", i + 1);
+    }
+    Ok(())
+}
+
+fn migration_1(tx: &Transaction) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE users (
+             id TEXT PRIMARY KEY,
+             username TEXT NOT NULL UNIQUE,
+             name TEXT NOT NULL,
+             password_hash TEXT,
+             active INTEGER NOT NULL DEFAULT 1,
+             created_at INTEGER NOT NULL
+         );
+         CREATE TABLE user_roles (
+             user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+             role TEXT NOT NULL,
+             PRIMARY KEY (user_id, role)
+         );
+         CREATE TABLE tokens (
+             hashed_token TEXT PRIMARY KEY,
+             user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+             created_at INTEGER NOT NULL,
+             expires_at INTEGER NOT NULL
+         );
+         CREATE INDEX tokens_user ON tokens(user_id);
+         CREATE TABLE permissions (
+             permission TEXT NOT NULL,
+             role TEXT NOT NULL,
+             PRIMARY KEY (permission, role)
+         );
+         CREATE TABLE inquiries (
+             id TEXT PRIMARY KEY,
+             rid TEXT NOT NULL,
+             doc TEXT NOT NULL
+         );
+         CREATE INDEX inquiries_rid ON inquiries(rid, id);
+         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+         -- Bumped by triggers on every auth-relevant change, from any process; the server polls it
+         -- to refresh its in-memory auth snapshot.
+         CREATE TABLE auth_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+         INSERT INTO auth_version VALUES (1, 0);",
+    )?;
+    for table in ["users", "user_roles", "tokens", "permissions"] {
+        for event in ["INSERT", "UPDATE", "DELETE"] {
+            tx.execute_batch(&format!(
+                "CREATE TRIGGER {table}_{ev}_bump AFTER {event} ON {table}
+                 BEGIN UPDATE auth_version SET version = version + 1 WHERE id = 1; END;",
+                ev = event.to_ascii_lowercase()
+            ))?;
+        }
+    }
+    permissions::seed_defaults(tx)
+}
+
+/// The auth change counter (see `auth_version`).
+pub fn auth_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT version FROM auth_version WHERE id = 1")?
+        .query_row([], |r| r.get(0))
+}
+
+pub fn meta_get(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    use rusqlite::OptionalExtension;
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+}
+
+pub fn meta_set(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [key, value],
+    )?;
+    Ok(())
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

@@ -1,0 +1,288 @@
+//! `inquiry import`: reads a JSON array, NDJSON, or a `mongoexport` of
+//! `rocketchat_livechat_inquiry` (Extended JSON), checks every record, and upserts the whole file
+//! by `_id` in one transaction: a bad record means nothing from that file is written.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::db::inquiries::InquiryRecord;
+
+/// A record that cannot be imported, with where it is.
+#[derive(Debug)]
+pub struct RecordError {
+    /// "record 3" (JSON array, 0-based index) or "line 12" (NDJSON, 1-based).
+    pub position: String,
+    pub message: String,
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.position, self.message)
+    }
+}
+
+/// Parses a whole file's text into records, or every problem found (at most `MAX_ERRORS`).
+pub fn parse(text: &str) -> Result<Vec<InquiryRecord>, Vec<RecordError>> {
+    const MAX_ERRORS: usize = 20;
+    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+    let mut records = Vec::new();
+    let mut errors = Vec::new();
+    if trimmed.starts_with('[') {
+        let values: Vec<Value> = serde_json::from_str(trimmed).map_err(|e| {
+            vec![RecordError {
+                position: format!("line {}, column {}", e.line(), e.column()),
+                message: format!("not a JSON array: {e}"),
+            }]
+        })?;
+        for (i, value) in values.into_iter().enumerate() {
+            match record(value) {
+                Ok(r) => records.push(r),
+                Err(message) => errors.push(RecordError {
+                    position: format!("record {i}"),
+                    message,
+                }),
+            }
+            if errors.len() >= MAX_ERRORS {
+                break;
+            }
+        }
+    } else {
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let result = serde_json::from_str::<Value>(line)
+                .map_err(|e| format!("not JSON (column {}): {e}", e.column()))
+                .and_then(record);
+            match result {
+                Ok(r) => records.push(r),
+                Err(message) => errors.push(RecordError {
+                    position: format!("line {}", i + 1),
+                    message,
+                }),
+            }
+            if errors.len() >= MAX_ERRORS {
+                break;
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(records)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Checks one document and turns Extended JSON into what Rocket.Chat's REST API shows.
+fn record(value: Value) -> Result<InquiryRecord, String> {
+    let Value::Object(map) = value else {
+        return Err("not a JSON object".into());
+    };
+    let map = match from_extended(Value::Object(map), "")? {
+        Value::Object(m) => m,
+        _ => return Err("not a JSON object".into()),
+    };
+    let id = string_field(&map, "_id")?;
+    let rid = string_field(&map, "rid")?;
+    let doc = serde_json::to_string(&map).map_err(|e| format!("cannot serialise: {e}"))?;
+    Ok(InquiryRecord { id, rid, doc })
+}
+
+fn string_field(map: &Map<String, Value>, field: &str) -> Result<String, String> {
+    match map.get(field) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Err(format!(
+            "field {field:?}: must be a string, found {}",
+            kind(other)
+        )),
+        None => Err(format!("field {field:?}: missing")),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Rewrites MongoDB Extended JSON wrappers (`$date`, `$oid`, `$numberLong`, `$numberInt`,
+/// `$numberDouble`) into plain values; `at` is the JSON Pointer for error messages.
+fn from_extended(value: Value, at: &str) -> Result<Value, String> {
+    match value {
+        Value::Object(map) => {
+            if map.len() == 1 {
+                let (key, inner) = map
+                    .iter()
+                    .next()
+                    .map(|(k, v)| (k.as_str(), v))
+                    .unwrap_or(("", &Value::Null));
+                match key {
+                    "$date" => return date(inner).map_err(|e| format!("field {at:?}: {e}")),
+                    "$oid" => {
+                        return inner
+                            .as_str()
+                            .map(|s| Value::String(s.to_string()))
+                            .ok_or_else(|| format!("field {at:?}: $oid must be a string"));
+                    }
+                    "$numberLong" | "$numberInt" => {
+                        return inner
+                            .as_str()
+                            .and_then(|s| s.parse::<i64>().ok())
+                            .map(Value::from)
+                            .ok_or_else(|| {
+                                format!("field {at:?}: {key} must be an integer string")
+                            });
+                    }
+                    "$numberDouble" => {
+                        return inner
+                            .as_str()
+                            .and_then(|s| s.parse::<f64>().ok())
+                            .and_then(serde_json::Number::from_f64)
+                            .map(Value::Number)
+                            .ok_or_else(|| {
+                                format!(
+                                    "field {at:?}: $numberDouble must be a finite number string"
+                                )
+                            });
+                    }
+                    _ => {}
+                }
+            }
+            let mut out = Map::with_capacity(map.len());
+            for (k, v) in map {
+                let path = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+                let v = from_extended(v, &path)?;
+                out.insert(k, v);
+            }
+            Ok(Value::Object(out))
+        }
+        Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| from_extended(v, &format!("{at}/{i}")))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array),
+        other => Ok(other),
+    }
+}
+
+/// `{"$date": …}` in any of mongoexport's forms → the ISO string Rocket.Chat's REST API shows
+/// (UTC, milliseconds, `Z`).
+fn date(inner: &Value) -> Result<Value, String> {
+    let millis = match inner {
+        Value::String(s) => {
+            let parsed = chrono::DateTime::parse_from_rfc3339(s)
+                .map_err(|e| format!("$date {s:?} is not an ISO-8601 date: {e}"))?;
+            parsed.timestamp_millis()
+        }
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or("$date number must be whole milliseconds")?,
+        Value::Object(o) => match o.get("$numberLong").and_then(Value::as_str) {
+            Some(s) if o.len() == 1 => s
+                .parse::<i64>()
+                .map_err(|_| format!("$date.$numberLong {s:?} is not an integer"))?,
+            _ => return Err("$date object must be {\"$numberLong\": \"<ms>\"}".into()),
+        },
+        _ => return Err("$date must be a string, a number or {\"$numberLong\": …}".into()),
+    };
+    let dt = chrono::DateTime::from_timestamp_millis(millis)
+        .ok_or_else(|| format!("$date {millis} is out of range"))?;
+    Ok(Value::String(
+        dt.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extended_json_dates_and_oids() {
+        let line = r#"{"_id":{"$oid":"6560940c6a1ef5b1a2bf9324"},"rid":"r","ts":{"$date":"2023-11-24T12:16:12.370Z"},"a":{"$date":{"$numberLong":"1700828172370"}},"n":{"$numberLong":"5"}}"#;
+        let recs = parse(line).unwrap();
+        assert_eq!(recs[0].id, "6560940c6a1ef5b1a2bf9324");
+        assert_eq!(
+            recs[0].doc,
+            r#"{"_id":"6560940c6a1ef5b1a2bf9324","rid":"r","ts":"2023-11-24T12:16:12.370Z","a":"2023-11-24T12:16:12.370Z","n":5}"#
+        );
+    }
+
+    #[test]
+    fn bad_records_name_position_and_field() {
+        let errs =
+            parse("{\"_id\":\"a\",\"rid\":\"r\"}\n{\"_id\":\"b\"}\n{\"_id\":3,\"rid\":\"x\"}\n")
+                .err()
+                .unwrap();
+        assert_eq!(errs[0].to_string(), "line 2: field \"rid\": missing");
+        assert_eq!(
+            errs[1].to_string(),
+            "line 3: field \"_id\": must be a string, found a number"
+        );
+        let errs = parse(r#"[{"_id":"a","rid":"r"},{"_id":"b","rid":null}]"#)
+            .err()
+            .unwrap();
+        assert_eq!(errs[0].position, "record 1");
+    }
+
+    #[test]
+    fn key_order_is_kept() {
+        let recs = parse(r#"[{"z":1,"_id":"a","rid":"r","b":2}]"#).unwrap();
+        assert_eq!(recs[0].doc, r#"{"z":1,"_id":"a","rid":"r","b":2}"#);
+    }
+}
+
+/// Why a file was not imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: nothing imported, {} bad record(s):\n{}", .errors.len(), .errors.iter().map(|e| format!("  {path}: {e}")).collect::<Vec<_>>().join("\n"))]
+    Invalid {
+        path: String,
+        errors: Vec<RecordError>,
+    },
+    #[error("{path}: nothing imported: database: {source}")]
+    Db {
+        path: String,
+        source: rusqlite::Error,
+    },
+}
+
+/// Imports one file in one transaction; returns how many records it held.
+pub fn import_file(
+    conn: &mut rusqlite::Connection,
+    path: &std::path::Path,
+) -> Result<usize, ImportError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let records = parse(&text).map_err(|errors| ImportError::Invalid {
+        path: shown.clone(),
+        errors,
+    })?;
+    store(conn, &records).map_err(|source| ImportError::Db {
+        path: shown,
+        source,
+    })?;
+    Ok(records.len())
+}
+
+/// Upserts records in one immediate transaction.
+pub fn store(conn: &mut rusqlite::Connection, records: &[InquiryRecord]) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    crate::db::inquiries::upsert_all(&tx, records)?;
+    tx.commit()
+}

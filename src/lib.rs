@@ -1,0 +1,15 @@
+//! inquiryd serves Rocket.Chat's `GET /api/v1/livechat/inquiries.getOne` offline, from one SQLite
+//! file, with Rocket.Chat's own wire format. It keeps its own users, login tokens, roles and role
+//! permissions ([`auth`], [`db`]), answers in Rocket.Chat's shapes ([`api`]), and applies
+//! declarative JSON plugin hooks that enrich or redact responses, reloaded live ([`plugins`]).
+//! [`app`] assembles the server from a [`config::Config`]; [`cli`] is the command line.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod import;
+pub mod model;
+pub mod plugins;

@@ -1,0 +1,737 @@
+//! Applying compiled hooks to an inquiry. A [`PluginSet`] is an immutable, ordered list of steps built
+//! once from compiled plugins; [`PluginSet::apply`] runs them in two phases: every enriching op (`set`,
+//! `copy`, `move`/`rename`, `append`, `lookup`) first, then every redacting op (`remove`, `mask`, `hash`,
+//! `truncate`), each phase ordered by priority, file name, then order in the file. That order is what
+//! guarantees no enrichment can bring back a value a redaction took out.
+//!
+//! Conditions are evaluated once, on the inquiry as stored, before any op runs, so an enrichment cannot
+//! switch a redaction off. Redactions never fail open: a value of an unexpected type is still replaced
+//! (see [`mask_value`], [`hash_value`], [`truncate_value`]). Nothing here can panic on any input, and
+//! growth is bounded: every value an enrichment writes is charged to a per-request budget, and writes
+//! that would nest deeper than [`MAX_DEPTH`] are skipped, so the response always serializes and parses.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::Caller;
+use super::format::{
+    Bound, CallerCondition, CompiledOp, CompiledPlugin, CompiledTest, CompiledWhen, Piece, Pointer,
+    Seg, ValueSource,
+};
+
+/// Deepest nesting (inside the inquiry) an enrichment may create; serde_json, like most parsers,
+/// refuses documents nested deeper than 128.
+pub const MAX_DEPTH: usize = 100;
+/// Units (JSON nodes plus string bytes) enrichments may write per request, over all hooks.
+pub const WRITE_BUDGET: usize = 8 * 1024 * 1024;
+/// Longest rendered template, in bytes; longer output is cut at a character boundary.
+pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
+/// Characters a masked object or array becomes (its size is not revealed).
+pub const MASKED_CONTAINER_CHARS: usize = 8;
+
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    plugin: u32,
+    hook: u32,
+    op: u32,
+    /// Index into the flat list of hooks, for the condition verdict.
+    flat_hook: u32,
+}
+
+/// An immutable, compiled set of enabled plugins, ready to apply. Cheap to share (`Send + Sync`).
+#[derive(Debug, Default)]
+pub struct PluginSet {
+    plugins: Vec<Arc<CompiledPlugin>>,
+    /// (plugin, hook) for each flat hook index.
+    hooks: Vec<(u32, u32)>,
+    enrich: Vec<Step>,
+    redact: Vec<Step>,
+}
+
+impl PluginSet {
+    /// A set with no hooks.
+    pub fn empty() -> Self {
+        PluginSet::default()
+    }
+
+    /// Builds a set from compiled plugins; disabled ones are left out. Order is priority, then file name.
+    pub fn from_plugins(plugins: impl IntoIterator<Item = Arc<CompiledPlugin>>) -> Self {
+        let mut plugins: Vec<_> = plugins.into_iter().filter(|p| p.enabled).collect();
+        plugins.sort_by(|a, b| {
+            a.priority
+                .cmp(&b.priority)
+                .then_with(|| a.file.cmp(&b.file))
+        });
+        let mut set = PluginSet {
+            plugins,
+            ..PluginSet::default()
+        };
+        for (pi, plugin) in set.plugins.iter().enumerate() {
+            for (hi, hook) in plugin.hooks.iter().enumerate() {
+                let flat_hook = set.hooks.len() as u32;
+                set.hooks.push((pi as u32, hi as u32));
+                for (oi, op) in hook.ops.iter().enumerate() {
+                    let step = Step {
+                        plugin: pi as u32,
+                        hook: hi as u32,
+                        op: oi as u32,
+                        flat_hook,
+                    };
+                    if op.is_redaction() {
+                        set.redact.push(step);
+                    } else {
+                        set.enrich.push(step);
+                    }
+                }
+            }
+        }
+        set
+    }
+
+    /// True when no enabled op exists: the caller may then serve stored bytes untouched.
+    pub fn is_empty(&self) -> bool {
+        self.enrich.is_empty() && self.redact.is_empty()
+    }
+
+    /// Number of enabled plugins in the set.
+    pub fn plugin_count(&self) -> usize {
+        self.plugins.len()
+    }
+
+    /// Number of hooks of enabled plugins in the set.
+    pub fn hook_count(&self) -> usize {
+        self.hooks.len()
+    }
+
+    /// File names of the enabled plugins, in the order they run.
+    pub fn files(&self) -> Vec<&str> {
+        self.plugins.iter().map(|p| p.file.as_str()).collect()
+    }
+
+    fn op(&self, step: Step) -> Option<&CompiledOp> {
+        self.plugins
+            .get(step.plugin as usize)?
+            .hooks
+            .get(step.hook as usize)?
+            .ops
+            .get(step.op as usize)
+    }
+
+    /// Runs every hook on `inquiry`: enrichments, then redactions. Never panics, never loops.
+    pub fn apply(&self, inquiry: &mut Value, caller: &Caller<'_>) {
+        if self.is_empty() {
+            return;
+        }
+        let verdicts: Vec<bool> = self
+            .hooks
+            .iter()
+            .map(|&(p, h)| {
+                self.plugins
+                    .get(p as usize)
+                    .and_then(|pl| pl.hooks.get(h as usize))
+                    .is_some_and(|hook| {
+                        hook.when
+                            .as_ref()
+                            .is_none_or(|w| eval_when(w, inquiry, caller))
+                    })
+            })
+            .collect();
+        let mut budget = WRITE_BUDGET;
+        for &step in &self.enrich {
+            if verdicts.get(step.flat_hook as usize) == Some(&true)
+                && let Some(op) = self.op(step)
+            {
+                enrich(op, inquiry, caller, &mut budget);
+            }
+        }
+        for &step in &self.redact {
+            if verdicts.get(step.flat_hook as usize) == Some(&true)
+                && let Some(op) = self.op(step)
+            {
+                redact(op, inquiry);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conditions
+// ---------------------------------------------------------------------------------------------
+
+fn eval_when(when: &CompiledWhen, doc: &Value, caller: &Caller<'_>) -> bool {
+    if let Some(c) = &when.caller
+        && !eval_caller(c, caller)
+    {
+        return false;
+    }
+    if !when.inquiry.iter().all(|t| eval_test(t, doc)) {
+        return false;
+    }
+    match &when.any {
+        Some(list) => list.iter().any(|w| eval_when(w, doc, caller)),
+        None => true,
+    }
+}
+
+fn eval_caller(c: &CallerCondition, caller: &Caller<'_>) -> bool {
+    let has_role = |r: &String| caller.roles.iter().any(|cr| cr == r);
+    c.roles_any
+        .as_ref()
+        .is_none_or(|rs| rs.iter().any(has_role))
+        && c.roles_all
+            .as_ref()
+            .is_none_or(|rs| rs.iter().all(has_role))
+        && c.roles_none
+            .as_ref()
+            .is_none_or(|rs| !rs.iter().any(has_role))
+        && c.permission
+            .as_ref()
+            .is_none_or(|p| (caller.has_permission)(p))
+        && c.lacks_permission
+            .as_ref()
+            .is_none_or(|p| !(caller.has_permission)(p))
+        && c.usernames
+            .as_ref()
+            .is_none_or(|us| us.iter().any(|u| u == caller.username))
+}
+
+fn eval_test(t: &CompiledTest, doc: &Value) -> bool {
+    let has_value_test = t.equals.is_some()
+        || t.in_.is_some()
+        || t.matches.is_some()
+        || t.gt.is_some()
+        || t.lt.is_some();
+    let mut found = false;
+    let mut satisfied = false;
+    visit(doc, &t.pointer.segs, &mut |v| {
+        found = true;
+        if has_value_test && value_passes(t, v) {
+            satisfied = true;
+            return true; // stop
+        }
+        !has_value_test // nothing more to learn once something exists
+    });
+    match t.exists {
+        Some(false) => !found,
+        Some(true) if !has_value_test => found,
+        _ => satisfied,
+    }
+}
+
+fn value_passes(t: &CompiledTest, v: &Value) -> bool {
+    t.equals.as_ref().is_none_or(|e| json_eq(e, v))
+        && t.in_
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|e| json_eq(e, v)))
+        && t.matches.as_ref().is_none_or(|re| match v {
+            Value::String(s) => re.is_match(s),
+            Value::Number(_) | Value::Bool(_) => re.is_match(&v.to_string()),
+            _ => false,
+        })
+        && t.gt
+            .as_ref()
+            .is_none_or(|b| compare(v, b) == Some(Ordering::Greater))
+        && t.lt
+            .as_ref()
+            .is_none_or(|b| compare(v, b) == Some(Ordering::Less))
+}
+
+/// Equality where numbers compare by value (`1 == 1.0`).
+fn json_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) if x == y => true,
+            _ => x == y,
+        },
+        _ => a == b,
+    }
+}
+
+fn compare(v: &Value, b: &Bound) -> Option<Ordering> {
+    match (v, b) {
+        (Value::Number(n), Bound::Number(x)) => n.as_f64()?.partial_cmp(x),
+        (Value::String(s), Bound::Text(x)) => Some(s.as_str().cmp(x.as_str())),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Walking
+// ---------------------------------------------------------------------------------------------
+
+fn array_index(token: &str) -> Option<usize> {
+    // RFC 6901: digits, no leading zero except "0" itself
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if token.len() > 1 && token.starts_with('0') {
+        return None;
+    }
+    token.parse().ok()
+}
+
+/// Calls `f` on every value matched by `segs`; `f` returns true to stop early. Returns true if stopped.
+fn visit(v: &Value, segs: &[Seg], f: &mut dyn FnMut(&Value) -> bool) -> bool {
+    let Some((first, rest)) = segs.split_first() else {
+        return f(v);
+    };
+    match (first, v) {
+        (Seg::Any, Value::Array(a)) => a.iter().any(|c| visit(c, rest, f)),
+        (Seg::Any, Value::Object(m)) => m.values().any(|c| visit(c, rest, f)),
+        (Seg::Key(k), Value::Object(m)) => m.get(k).is_some_and(|c| visit(c, rest, f)),
+        (Seg::Key(k), Value::Array(a)) => array_index(k)
+            .and_then(|i| a.get(i))
+            .is_some_and(|c| visit(c, rest, f)),
+        _ => false,
+    }
+}
+
+/// Calls `f` on every value matched by `segs`, mutably. Recursion is bounded by the pointer length.
+fn visit_mut(v: &mut Value, segs: &[Seg], f: &mut dyn FnMut(&mut Value)) {
+    let Some((first, rest)) = segs.split_first() else {
+        f(v);
+        return;
+    };
+    match (first, v) {
+        (Seg::Any, Value::Array(a)) => a.iter_mut().for_each(|c| visit_mut(c, rest, f)),
+        (Seg::Any, Value::Object(m)) => m.values_mut().for_each(|c| visit_mut(c, rest, f)),
+        (Seg::Key(k), Value::Object(m)) => {
+            if let Some(c) = m.get_mut(k) {
+                visit_mut(c, rest, f);
+            }
+        }
+        (Seg::Key(k), Value::Array(a)) => {
+            if let Some(c) = array_index(k).and_then(|i| a.get_mut(i)) {
+                visit_mut(c, rest, f);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The single value at a wildcard-free pointer.
+fn get<'v>(v: &'v Value, segs: &[Seg]) -> Option<&'v Value> {
+    let mut cur = v;
+    for seg in segs {
+        cur = match (seg, cur) {
+            (Seg::Key(k), Value::Object(m)) => m.get(k)?,
+            (Seg::Key(k), Value::Array(a)) => a.get(array_index(k)?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+/// True when [`set_at`] would succeed: every existing step is a container that can be entered.
+fn can_set(v: &Value, segs: &[Seg]) -> bool {
+    let Some((last, parents)) = segs.split_last() else {
+        return false;
+    };
+    let mut cur = v;
+    for seg in parents {
+        let next = match (seg, cur) {
+            (Seg::Key(k), Value::Object(m)) => match m.get(k) {
+                Some(c) => c,
+                None => return true, // the rest is created
+            },
+            (Seg::Key(k), Value::Array(a)) => match array_index(k).and_then(|i| a.get(i)) {
+                Some(c) => c,
+                None => return false,
+            },
+            _ => return false,
+        };
+        cur = next;
+    }
+    match (last, cur) {
+        (Seg::Key(_), Value::Object(_)) => true,
+        (Seg::Key(k), Value::Array(a)) => k == "-" || array_index(k).is_some_and(|i| i <= a.len()),
+        _ => false,
+    }
+}
+
+/// Writes `value` at a wildcard-free pointer, creating missing intermediate objects. An existing
+/// scalar in the way, or an array index out of range, makes it a no-op (returns false).
+fn set_at(v: &mut Value, segs: &[Seg], value: Value) -> bool {
+    let Some((last, parents)) = segs.split_last() else {
+        return false;
+    };
+    let mut cur = v;
+    for seg in parents {
+        cur = match (seg, cur) {
+            (Seg::Key(k), Value::Object(m)) => m
+                .entry(k.clone())
+                .or_insert_with(|| Value::Object(Map::new())),
+            (Seg::Key(k), Value::Array(a)) => match array_index(k).and_then(|i| a.get_mut(i)) {
+                Some(c) => c,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (last, cur) {
+        (Seg::Key(k), Value::Object(m)) => {
+            m.insert(k.clone(), value);
+            true
+        }
+        (Seg::Key(k), Value::Array(a)) => {
+            if k == "-" {
+                a.push(value);
+                return true;
+            }
+            match array_index(k) {
+                Some(i) if i < a.len() => {
+                    a[i] = value;
+                    true
+                }
+                Some(i) if i == a.len() => {
+                    a.push(value);
+                    true
+                }
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Removes the child `seg` of `parent` (`*`: every child). Returns the removed value when single.
+fn remove_child(parent: &mut Value, seg: &Seg) -> Option<Value> {
+    match (seg, parent) {
+        (Seg::Any, Value::Array(a)) => {
+            a.clear();
+            None
+        }
+        (Seg::Any, Value::Object(m)) => {
+            m.clear();
+            None
+        }
+        (Seg::Key(k), Value::Object(m)) => m.shift_remove(k),
+        (Seg::Key(k), Value::Array(a)) => match array_index(k) {
+            Some(i) if i < a.len() => Some(a.remove(i)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Size (nodes + string bytes) and nesting depth of a value, walked without recursion.
+fn measure(v: &Value) -> (usize, usize) {
+    let mut size = 0usize;
+    let mut depth = 0usize;
+    let mut stack = vec![(v, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        size = size.saturating_add(1);
+        match v {
+            Value::String(s) => size = size.saturating_add(s.len()),
+            Value::Array(a) => {
+                depth = depth.max(d + 1);
+                stack.extend(a.iter().map(|c| (c, d + 1)));
+            }
+            Value::Object(m) => {
+                depth = depth.max(d + 1);
+                for (k, c) in m {
+                    size = size.saturating_add(k.len());
+                    stack.push((c, d + 1));
+                }
+            }
+            _ => {}
+        }
+    }
+    (size, depth)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enrichment
+// ---------------------------------------------------------------------------------------------
+
+fn render(pieces: &[Piece], doc: &Value, caller: &Caller<'_>) -> String {
+    let mut out = String::new();
+    for piece in pieces {
+        match piece {
+            Piece::Text(t) => out.push_str(t),
+            Piece::CallerId => out.push_str(caller.id),
+            Piece::CallerUsername => out.push_str(caller.username),
+            Piece::Now => out
+                .push_str(&chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            Piece::Pointer(p) => match get(doc, &p.segs) {
+                Some(Value::String(s)) => out.push_str(s),
+                Some(other) => out.push_str(&compact(other)),
+                None => {}
+            },
+        }
+        if out.len() > MAX_TEMPLATE_BYTES {
+            let mut cut = MAX_TEMPLATE_BYTES;
+            while !out.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            out.truncate(cut);
+            break;
+        }
+    }
+    out
+}
+
+fn compact(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn resolve(src: &ValueSource, doc: &Value, caller: &Caller<'_>) -> Value {
+    match src {
+        ValueSource::Literal(v) => v.clone(),
+        ValueSource::Template(pieces) => Value::String(render(pieces, doc, caller)),
+    }
+}
+
+/// Index of the last `*` in a pointer, if any.
+fn last_wildcard(p: &Pointer) -> Option<usize> {
+    p.segs.iter().rposition(|s| *s == Seg::Any)
+}
+
+/// Charges `size` to the budget; false (and nothing charged) when it does not fit.
+fn charge(budget: &mut usize, size: usize) -> bool {
+    match budget.checked_sub(size) {
+        Some(left) => {
+            *budget = left;
+            true
+        }
+        None => false,
+    }
+}
+
+/// Writes `value` at every place `path` matches (wildcards expand over existing values only).
+fn set_all(doc: &mut Value, path: &Pointer, value: Value, budget: &mut usize) {
+    let (size, depth) = measure(&value);
+    if path.segs.len() + depth > MAX_DEPTH {
+        return;
+    }
+    match last_wildcard(path) {
+        None => {
+            if charge(budget, size) {
+                set_at(doc, &path.segs, value);
+            }
+        }
+        Some(k) => {
+            let rest = &path.segs[k + 1..];
+            visit_mut(doc, &path.segs[..=k], &mut |target| {
+                if !charge(budget, size) {
+                    return;
+                }
+                if rest.is_empty() {
+                    *target = value.clone();
+                } else {
+                    set_at(target, rest, value.clone());
+                }
+            });
+        }
+    }
+}
+
+fn append_at(target: &mut Value, rest: &[Seg], value: Value) {
+    if rest.is_empty() {
+        if let Value::Array(a) = target {
+            a.push(value);
+        }
+        return;
+    }
+    match get(target, rest) {
+        Some(Value::Array(_)) => visit_mut(target, rest, &mut |arr| {
+            if let Value::Array(a) = arr {
+                a.push(value.clone());
+            }
+        }),
+        // another type is left alone: appending must not destroy what is there
+        Some(_) => {}
+        None => {
+            set_at(target, rest, Value::Array(vec![value]));
+        }
+    }
+}
+
+fn append_all(doc: &mut Value, path: &Pointer, value: Value, budget: &mut usize) {
+    let (size, depth) = measure(&value);
+    if path.segs.len() + depth + 1 > MAX_DEPTH {
+        return;
+    }
+    match last_wildcard(path) {
+        None => {
+            if charge(budget, size) {
+                append_at(doc, &path.segs, value);
+            }
+        }
+        Some(k) => {
+            let rest = &path.segs[k + 1..];
+            visit_mut(doc, &path.segs[..=k], &mut |target| {
+                if charge(budget, size) {
+                    append_at(target, rest, value.clone());
+                }
+            });
+        }
+    }
+}
+
+fn lookup_key(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(_) | Value::Bool(_) => Some(v.to_string()),
+        _ => None,
+    }
+}
+
+fn enrich(op: &CompiledOp, doc: &mut Value, caller: &Caller<'_>, budget: &mut usize) {
+    match op {
+        CompiledOp::Set { path, value } => {
+            let v = resolve(value, doc, caller);
+            set_all(doc, path, v, budget);
+        }
+        CompiledOp::Append { path, value } => {
+            let v = resolve(value, doc, caller);
+            append_all(doc, path, v, budget);
+        }
+        CompiledOp::Copy { from, path } => {
+            if let Some(v) = get(doc, &from.segs) {
+                let (size, _) = measure(v);
+                // measure before cloning, so an over-budget copy costs nothing
+                if size <= *budget {
+                    let v = v.clone();
+                    set_all(doc, path, v, budget);
+                }
+            }
+        }
+        CompiledOp::Move { from, path } => {
+            let Some(v) = get(doc, &from.segs) else {
+                return;
+            };
+            let (_, depth) = measure(v);
+            if path.segs.len() + depth > MAX_DEPTH || !can_set(doc, &path.segs) {
+                return;
+            }
+            let Some((last, parent)) = from.segs.split_last() else {
+                return;
+            };
+            let mut taken = None;
+            visit_mut(doc, parent, &mut |p| taken = remove_child(p, last));
+            if let Some(v) = taken {
+                // moving costs no budget: nothing is duplicated
+                set_at(doc, &path.segs, v);
+            }
+        }
+        CompiledOp::Lookup {
+            path,
+            key,
+            table,
+            default,
+        } => {
+            let found = get(doc, &key.segs)
+                .and_then(lookup_key)
+                .and_then(|k| table.get(&k));
+            if let Some(v) = found.or(default.as_ref()) {
+                set_all(doc, path, v.clone(), budget);
+            }
+        }
+        CompiledOp::Remove { .. }
+        | CompiledOp::Mask { .. }
+        | CompiledOp::Hash { .. }
+        | CompiledOp::Truncate { .. } => {}
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redaction
+// ---------------------------------------------------------------------------------------------
+
+fn redact(op: &CompiledOp, doc: &mut Value) {
+    match op {
+        CompiledOp::Remove { path } => {
+            let Some((last, parent)) = path.segs.split_last() else {
+                return;
+            };
+            visit_mut(doc, parent, &mut |p| {
+                remove_child(p, last);
+            });
+        }
+        CompiledOp::Mask {
+            path,
+            keep_start,
+            keep_end,
+            mask,
+        } => {
+            visit_mut(doc, &path.segs, &mut |v| {
+                *v = mask_value(v, *keep_start, *keep_end, *mask)
+            });
+        }
+        CompiledOp::Hash { path } => visit_mut(doc, &path.segs, &mut |v| *v = hash_value(v)),
+        CompiledOp::Truncate { path, max_chars } => {
+            visit_mut(doc, &path.segs, &mut |v| truncate_value(v, *max_chars));
+        }
+        CompiledOp::Set { .. }
+        | CompiledOp::Append { .. }
+        | CompiledOp::Copy { .. }
+        | CompiledOp::Move { .. }
+        | CompiledOp::Lookup { .. } => {}
+    }
+}
+
+/// Masks a string: the first `keep_start` and last `keep_end` characters stay, every other one becomes
+/// `mask`. When the kept parts would cover the whole string, every character is masked (a mask never
+/// returns its input). Numbers, booleans and null are masked as their JSON text; objects and arrays
+/// become [`MASKED_CONTAINER_CHARS`] mask characters, revealing nothing of their content or size.
+pub fn mask_value(v: &Value, keep_start: usize, keep_end: usize, mask: char) -> Value {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Array(_) | Value::Object(_) => {
+            return Value::String(std::iter::repeat_n(mask, MASKED_CONTAINER_CHARS).collect());
+        }
+        other => other.to_string(),
+    };
+    let n = text.chars().count();
+    let out: String = if keep_start.saturating_add(keep_end) >= n {
+        std::iter::repeat_n(mask, n).collect()
+    } else {
+        text.chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i < keep_start || i >= n - keep_end {
+                    c
+                } else {
+                    mask
+                }
+            })
+            .collect()
+    };
+    Value::String(out)
+}
+
+/// SHA-256 hex of a string's UTF-8 bytes; any other value hashes its compact JSON text.
+pub fn hash_value(v: &Value) -> Value {
+    let digest = match v {
+        Value::String(s) => Sha256::digest(s.as_bytes()),
+        other => Sha256::digest(compact(other).as_bytes()),
+    };
+    let mut hex = String::with_capacity(64);
+    for b in digest.iter() {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    Value::String(hex)
+}
+
+/// Cuts a string to `max_chars` characters. Any other value whose compact JSON text is longer than
+/// `max_chars` becomes the string of that text's first `max_chars` characters, so no more than
+/// `max_chars` characters of data survive; a shorter one is left as is.
+pub fn truncate_value(v: &mut Value, max_chars: usize) {
+    match v {
+        Value::String(s) => {
+            if let Some((cut, _)) = s.char_indices().nth(max_chars) {
+                s.truncate(cut);
+            }
+        }
+        other => {
+            let text = compact(other);
+            if let Some((cut, _)) = text.char_indices().nth(max_chars) {
+                *other = Value::String(text[..cut].to_owned());
+            }
+        }
+    }
+}

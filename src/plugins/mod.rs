@@ -1,0 +1,124 @@
+//! Declarative JSON plugin hooks that enrich or redact the `inquiry` object of a getOne response.
+//! Every `*.json` file directly in the plugins directory is one plugin (see [`format`] for the file
+//! format and its validation, [`engine`] for how hooks run, and [`watcher`] for live reload). The
+//! server holds a [`PluginHost`] and, per request, applies [`PluginHost::current`]; the CLI uses
+//! [`load_dir`], [`check_command`] and [`schema`].
+//!
+//! The one promise that shapes everything here: a redaction never fails open. Redactions run after
+//! every enrichment, they replace values of unexpected types instead of skipping them, and a plugin
+//! file that stops validating keeps its last good version in force.
+
+pub mod engine;
+pub mod format;
+pub mod watcher;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use engine::PluginSet;
+pub use format::{Location, PluginError};
+pub use watcher::PluginHost;
+
+/// Who is asking. `has_permission` answers whether the caller holds a permission id (e.g. "manage-apps").
+pub struct Caller<'a> {
+    /// The caller's user id (`${caller.id}` in templates).
+    pub id: &'a str,
+    /// The caller's username (`${caller.username}`, `caller.usernames`).
+    pub username: &'a str,
+    /// The caller's role ids (`caller.roles_any|roles_all|roles_none`).
+    pub roles: &'a [String],
+    /// Whether the caller holds a permission (`caller.permission|lacks_permission`).
+    pub has_permission: &'a dyn Fn(&str) -> bool,
+}
+
+/// The outcome of loading one plugin file.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    pub name: String,
+    pub inputs: format::Inputs,
+    pub result: Result<Arc<format::CompiledPlugin>, Vec<PluginError>>,
+}
+
+/// Loads every plugin file in `dir`. `Err` means the directory itself could not be listed.
+pub(crate) fn scan(dir: &Path) -> Result<Vec<Loaded>, PluginError> {
+    let names = format::list_plugin_files(dir)
+        .map_err(|e| PluginError::file(dir, format!("cannot read plugins directory: {e}")))?;
+    Ok(names
+        .into_iter()
+        .map(|name| {
+            let (inputs, result) = format::load_file(dir, &name);
+            Loaded {
+                name,
+                inputs,
+                result: result.map(Arc::new),
+            }
+        })
+        .collect())
+}
+
+/// Loads and validates every plugin file in `dir`, without watching.
+/// `Ok` holds the set of enabled plugins; `Err` holds every problem in every file (or the reason the
+/// directory could not be read), each displaying as `file:line:column: message` or
+/// `file: /pointer: message`.
+pub fn load_dir(dir: &Path) -> Result<PluginSet, Vec<PluginError>> {
+    let loaded = scan(dir).map_err(|e| vec![e])?;
+    let mut errors = Vec::new();
+    let mut plugins = Vec::new();
+    for l in loaded {
+        match l.result {
+            Ok(p) => plugins.push(p),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(PluginSet::from_plugins(plugins))
+    } else {
+        Err(errors)
+    }
+}
+
+/// The JSON Schema of a plugin file, generated from the [`format`] types, for editors.
+pub fn schema() -> serde_json::Value {
+    schemars::schema_for!(format::PluginFile).to_value()
+}
+
+/// The body of `inquiryd plugins check [DIR]`: prints every problem, one per line, to stderr and
+/// returns 1; or prints `ok: N plugins, M hooks` to stdout and returns 0.
+pub fn check_command(dir: &Path) -> i32 {
+    let loaded = match scan(dir) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    let mut failed = false;
+    let (mut plugins, mut hooks, mut disabled) = (0usize, 0usize, 0usize);
+    for l in &loaded {
+        match &l.result {
+            Ok(p) => {
+                plugins += 1;
+                if p.enabled {
+                    hooks += p.hooks.len();
+                } else {
+                    disabled += 1;
+                }
+            }
+            Err(errors) => {
+                failed = true;
+                for e in errors {
+                    eprintln!("{e}");
+                }
+            }
+        }
+    }
+    if failed {
+        return 1;
+    }
+    if disabled > 0 {
+        println!("ok: {plugins} plugins, {hooks} hooks ({disabled} disabled)");
+    } else {
+        println!("ok: {plugins} plugins, {hooks} hooks");
+    }
+    0
+}

@@ -1,0 +1,399 @@
+//! Live reload of the plugins directory. A [`PluginHost`] loads the directory once at start (any error
+//! refuses the start), then one background thread rescans it whenever the debounced watcher reports
+//! anything, and every [`RESCAN_EVERY`] as a safety net for lost events or a replaced directory.
+//!
+//! A rescan rebuilds only the files whose bytes (or table files' bytes) changed, then swaps the whole
+//! [`PluginSet`] with arc-swap, so a request sees the old set or the new one, never a mix. A file that
+//! no longer validates keeps its last good version in force and its error is logged; a deleted file, or
+//! one with `"enabled": false`, loses its hooks. A file that disappears is only dropped once it has
+//! stayed missing for [`MISSING_GRACE`], so an editor that deletes before writing never leaves a
+//! window without its redactions. An unreadable directory keeps the set in force.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use arc_swap::{ArcSwap, Guard};
+use chrono::{DateTime, SecondsFormat, Utc};
+use notify::RecursiveMode;
+use notify_debouncer_full::{DebounceEventResult, new_debouncer};
+use serde_json::{Value, json};
+
+use super::format::{self, CompiledPlugin, Inputs};
+use super::{PluginError, PluginSet};
+
+/// Quiet time the debouncer waits for after the last event of a burst.
+pub const DEBOUNCE: Duration = Duration::from_millis(100);
+/// Period of the safety-net rescan.
+pub const RESCAN_EVERY: Duration = Duration::from_secs(2);
+/// How long a vanished file keeps its hooks before it counts as deleted.
+pub const MISSING_GRACE: Duration = Duration::from_millis(250);
+
+enum Msg {
+    Changed,
+    Stop,
+}
+
+#[derive(Debug)]
+struct FileState {
+    /// Bytes of the latest attempt, to skip unchanged files.
+    inputs: Inputs,
+    /// The version in force (when valid once).
+    last_good: Option<Arc<CompiledPlugin>>,
+    /// Errors of the latest attempt, one line.
+    error: Option<String>,
+    /// When the file was first seen missing.
+    missing_since: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct State {
+    files: BTreeMap<String, FileState>,
+    last_reload: DateTime<Utc>,
+    last_error: Option<String>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    set: ArcSwap<PluginSet>,
+    state: Mutex<State>,
+}
+
+/// The live plugin set of a running server. Dropping it stops the watcher without waiting.
+pub struct PluginHost {
+    inner: Arc<Inner>,
+    stop: Option<Sender<Msg>>,
+}
+
+impl PluginHost {
+    /// Loads every plugin in `dir`; any invalid file (or an unreadable directory) returns every problem
+    /// and starts nothing. With `watch`, a background thread then keeps the set in step with the directory.
+    pub fn start(dir: PathBuf, watch: bool) -> Result<Arc<PluginHost>, Vec<PluginError>> {
+        let loaded = super::scan(&dir).map_err(|e| vec![e])?;
+        let mut files = BTreeMap::new();
+        let mut errors = Vec::new();
+        for l in loaded {
+            match l.result {
+                Ok(p) => {
+                    files.insert(
+                        l.name,
+                        FileState {
+                            inputs: l.inputs,
+                            last_good: Some(p),
+                            error: None,
+                            missing_since: None,
+                        },
+                    );
+                }
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let state = State {
+            files,
+            last_reload: Utc::now(),
+            last_error: None,
+        };
+        let set = build_set(&state);
+        log_summary(&dir, &state, &set);
+        let inner = Arc::new(Inner {
+            dir,
+            set: ArcSwap::from_pointee(set),
+            state: Mutex::new(state),
+        });
+        let stop = if watch {
+            let (tx, rx) = mpsc::channel();
+            let thread_inner = inner.clone();
+            let thread_tx = tx.clone();
+            std::thread::Builder::new()
+                .name("plugins-watch".into())
+                .spawn(move || watch_loop(thread_inner, thread_tx, rx))
+                .map_err(|e| {
+                    vec![PluginError::file(
+                        &inner.dir,
+                        format!("cannot start the watcher thread: {e}"),
+                    )]
+                })?;
+            Some(tx)
+        } else {
+            None
+        };
+        Ok(Arc::new(PluginHost { inner, stop }))
+    }
+
+    /// The set in force now (an arc-swap load: no lock, no allocation).
+    pub fn current(&self) -> Guard<Arc<PluginSet>> {
+        self.inner.set.load()
+    }
+
+    /// Rescans the directory now, as the watcher would (useful after a manual edit when not watching).
+    pub fn reload(&self) {
+        self.inner.reload();
+    }
+
+    /// Health details: the directory, each plugin file's state (`ok`, `error` or `disabled`, its error and
+    /// the number of hooks it has in force), the time of the last reload and the current error, if any.
+    pub fn health(&self) -> Value {
+        let state = self.inner.lock();
+        let files: Vec<Value> = state
+            .files
+            .iter()
+            .map(|(name, f)| {
+                let enabled = f.last_good.as_ref().is_some_and(|p| p.enabled);
+                let hooks = if enabled {
+                    f.last_good.as_ref().map_or(0, |p| p.hooks.len())
+                } else {
+                    0
+                };
+                let st = if f.error.is_some() {
+                    "error"
+                } else if enabled {
+                    "ok"
+                } else {
+                    "disabled"
+                };
+                json!({
+                    "file": name,
+                    "state": st,
+                    "error": f.error,
+                    "hooks": hooks,
+                    "serving_last_good": f.error.is_some() && f.last_good.is_some(),
+                })
+            })
+            .collect();
+        json!({
+            "dir": self.inner.dir.display().to_string(),
+            "files": files,
+            "last_reload": state.last_reload.to_rfc3339_opts(SecondsFormat::Millis, true),
+            "last_error": state.last_error,
+        })
+    }
+}
+
+impl Drop for PluginHost {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            // the thread exits at its next wake-up; nothing here waits for it
+            let _ = tx.send(Msg::Stop);
+        }
+    }
+}
+
+fn build_set(state: &State) -> PluginSet {
+    PluginSet::from_plugins(state.files.values().filter_map(|f| f.last_good.clone()))
+}
+
+fn log_summary(dir: &Path, state: &State, set: &PluginSet) {
+    let errors = state.files.values().filter(|f| f.error.is_some()).count();
+    let disabled = state
+        .files
+        .values()
+        .filter(|f| f.error.is_none() && f.last_good.as_ref().is_some_and(|p| !p.enabled))
+        .count();
+    let ok = state.files.len() - errors - disabled;
+    log::info!(
+        "plugins loaded from {}: {ok} ok, {errors} error, {disabled} disabled, {} hooks in force",
+        dir.display(),
+        set.hook_count()
+    );
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // a panic while holding the lock cannot leave State half-updated in a way that matters here
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Rescans and swaps in a new set when anything changed. Returns true while some vanished file is
+    /// still within its grace period (the caller then rescans again soon).
+    fn reload(&self) -> bool {
+        let names = match format::list_plugin_files(&self.dir) {
+            Ok(n) => n,
+            Err(e) => {
+                let msg = format!("cannot read plugins directory {}: {e}", self.dir.display());
+                let mut state = self.lock();
+                if state.last_error.as_deref() != Some(msg.as_str()) {
+                    log::error!("{msg} (keeping the plugins in force)");
+                    state.last_error = Some(msg);
+                }
+                return false;
+            }
+        };
+        let mut state = self.lock();
+        let mut changed = false;
+        let mut pending = false;
+        let now = Instant::now();
+        let mut gone = Vec::new();
+        for (name, f) in state.files.iter_mut() {
+            if names.binary_search(name).is_ok() {
+                continue;
+            }
+            let since = *f.missing_since.get_or_insert(now);
+            if now.duration_since(since) >= MISSING_GRACE {
+                gone.push(name.clone());
+            } else {
+                pending = true;
+            }
+        }
+        for name in gone {
+            state.files.remove(&name);
+            changed = true;
+        }
+        for name in names {
+            if let Some(f) = state.files.get_mut(&name) {
+                f.missing_since = None;
+                if f.inputs.unchanged() {
+                    continue;
+                }
+            }
+            changed = true;
+            let (inputs, result) = format::load_file(&self.dir, &name);
+            let entry = state.files.entry(name).or_insert_with(|| FileState {
+                inputs: Inputs::default(),
+                last_good: None,
+                error: None,
+                missing_since: None,
+            });
+            entry.inputs = inputs;
+            match result {
+                Ok(p) => {
+                    entry.last_good = Some(Arc::new(p));
+                    entry.error = None;
+                }
+                Err(errors) => {
+                    let line = errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    let keeping = if entry.last_good.is_some() {
+                        "keeping its last good version"
+                    } else {
+                        "no version in force"
+                    };
+                    log::error!("plugin reload: {line} ({keeping})");
+                    entry.error = Some(line);
+                }
+            }
+        }
+        if changed {
+            let set = build_set(&state);
+            let errors: Vec<&str> = state
+                .files
+                .values()
+                .filter_map(|f| f.error.as_deref())
+                .collect();
+            state.last_error = if errors.is_empty() {
+                None
+            } else {
+                Some(errors.join("; "))
+            };
+            state.last_reload = Utc::now();
+            log_summary(&self.dir, &state, &set);
+            self.set.store(Arc::new(set));
+        } else if state
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("cannot read plugins directory"))
+        {
+            state.last_error = None;
+        }
+        pending
+    }
+}
+
+type Debouncer = notify_debouncer_full::Debouncer<
+    notify::RecommendedWatcher,
+    notify_debouncer_full::RecommendedCache,
+>;
+
+/// Watches `dir` (recursively, so table files in subdirectories count); any event asks for a rescan.
+fn make_watcher(dir: &Path, tx: &Sender<Msg>) -> Option<Debouncer> {
+    let tx = tx.clone();
+    let handler = move |result: DebounceEventResult| {
+        if let Err(errors) = &result {
+            for e in errors {
+                log::warn!("plugins watcher: {e} (rescanning)");
+            }
+        }
+        // events, errors and overflow ("rescan" flags) all lead to the same full rescan
+        let _ = tx.send(Msg::Changed);
+    };
+    let mut debouncer = match new_debouncer(DEBOUNCE, None, handler) {
+        Ok(d) => d,
+        Err(e) => {
+            log::error!("plugins watcher: cannot start: {e} (rescanning every {RESCAN_EVERY:?})");
+            return None;
+        }
+    };
+    if let Err(e) = debouncer.watch(dir, RecursiveMode::Recursive) {
+        log::error!(
+            "plugins watcher: cannot watch {}: {e} (rescanning every {RESCAN_EVERY:?})",
+            dir.display()
+        );
+        return None;
+    }
+    Some(debouncer)
+}
+
+/// Identity of the directory, to notice that it was replaced (the old watch then sees nothing).
+fn dir_identity(dir: &Path) -> Option<(u64, u64)> {
+    let meta = std::fs::metadata(dir).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        meta.modified().ok().map(|_| (0, 0))
+    }
+}
+
+fn watch_loop(inner: Arc<Inner>, tx: Sender<Msg>, rx: mpsc::Receiver<Msg>) {
+    let mut identity = dir_identity(&inner.dir);
+    let mut watcher = make_watcher(&inner.dir, &tx);
+    // `tx` stays alive here to build new watchers, so the channel never disconnects: Stop ends the loop
+    let mut pending = false;
+    let mut next_periodic = Instant::now() + RESCAN_EVERY;
+    loop {
+        let now = Instant::now();
+        let wait = if pending {
+            MISSING_GRACE
+        } else {
+            next_periodic.saturating_duration_since(now)
+        };
+        match rx.recv_timeout(wait) {
+            Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+            Ok(Msg::Changed) => {
+                // one rescan covers every message already queued
+                loop {
+                    match rx.try_recv() {
+                        Ok(Msg::Changed) => {}
+                        Ok(Msg::Stop) => return,
+                        Err(_) => break,
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        if Instant::now() >= next_periodic {
+            next_periodic = Instant::now() + RESCAN_EVERY;
+            let id = dir_identity(&inner.dir);
+            if id.is_some() && (id != identity || watcher.is_none()) {
+                log::info!(
+                    "plugins watcher: {} replaced or unwatched, watching it anew",
+                    inner.dir.display()
+                );
+                drop(watcher.take());
+                watcher = make_watcher(&inner.dir, &tx);
+                identity = id;
+            }
+        }
+        pending = inner.reload();
+    }
+}

@@ -1,0 +1,378 @@
+//! The real binary: commands, output, exit codes, start-up refusals, graceful stop.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::helpers::*;
+
+fn tmp_db() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data").join("x.sqlite3");
+    (dir, db)
+}
+
+#[test]
+fn help_explains_every_command() {
+    let out = Command::new(bin()).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = stdout(&out);
+    for cmd in ["serve", "user", "token", "permission", "inquiry", "plugins"] {
+        assert!(text.contains(cmd), "--help lacks {cmd}: {text}");
+    }
+    let out = Command::new(bin())
+        .args(["token", "--help"])
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("revoke"));
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let out = Command::new(bin())
+        .args(["user", "frobnicate"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let (_d, db) = tmp_db();
+    let out = cli_with_stdin(&db, &["user", "add", "bad name"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn user_token_and_permission_commands() {
+    let (_d, db) = tmp_db();
+    let out = cli_with_stdin(
+        &db,
+        &[
+            "user",
+            "add",
+            "zoe",
+            "--name",
+            "Zoe Z",
+            "--role",
+            "livechat-agent",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = cli_with_stdin(&db, &["user", "add", "zoe"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("already exists"));
+    let out = cli_with_stdin(&db, &["user", "list"], None);
+    let list = stdout(&out);
+    assert!(
+        list.contains("zoe") && list.contains("livechat-agent") && list.contains("Zoe Z"),
+        "{list}"
+    );
+    let out = cli_with_stdin(&db, &["token", "create", "zoe"], None);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys, ["userId", "authToken"]);
+    let out = cli_with_stdin(&db, &["token", "create", "nobody"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let out = cli_with_stdin(&db, &["token", "revoke", "zoe", "--all"], None);
+    assert!(stdout(&out).contains("revoked 1"), "{}", stdout(&out));
+    let out = cli_with_stdin(&db, &["permission", "list"], None);
+    let perms = stdout(&out);
+    let line = perms
+        .lines()
+        .find(|l| l.starts_with("view-l-room "))
+        .expect("view-l-room listed");
+    for role in [
+        "livechat-manager",
+        "livechat-monitor",
+        "livechat-agent",
+        "admin",
+    ] {
+        assert!(line.contains(role), "{line}");
+    }
+}
+
+#[test]
+fn password_stdin_must_not_be_empty() {
+    let (_d, db) = tmp_db();
+    let out = cli_with_stdin(&db, &["user", "add", "p", "--password-stdin"], Some(""));
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn import_formats_and_all_or_nothing() {
+    let (d, db) = tmp_db();
+    let array = d.path().join("a.json");
+    std::fs::write(
+        &array,
+        r#"[{"_id":"arr-1","rid":"r1","x":1},{"_id":"arr-2","rid":"r2"}]"#,
+    )
+    .unwrap();
+    let mongo = d.path().join("m.json");
+    std::fs::write(
+        &mongo,
+        concat!(
+            r#"{"_id":{"$oid":"6560940c6a1ef5b1a2bf9399"},"rid":"r3","ts":{"$date":"2023-11-24T12:16:12.370Z"},"t2":{"$date":{"$numberLong":"1700828172370"}}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let bad = d.path().join("bad.ndjson");
+    std::fs::write(&bad, "{\"_id\":\"b1\",\"rid\":\"rb\"}\n{\"_id\":\"b2\"}\n").unwrap();
+    let out = cli_with_stdin(
+        &db,
+        &[
+            "inquiry",
+            "import",
+            array.to_str().unwrap(),
+            mongo.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = cli_with_stdin(&db, &["inquiry", "import", bad.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("line 2") && err.contains("\"rid\""), "{err}");
+    let out = cli_with_stdin(&db, &["inquiry", "list"], None);
+    let list = stdout(&out);
+    assert!(
+        list.contains("r1") && list.contains("r2") && list.contains("r3"),
+        "{list}"
+    );
+    assert!(!list.contains("rb"), "nothing from the bad file: {list}");
+    // Upsert by _id.
+    std::fs::write(&array, r#"[{"_id":"arr-1","rid":"r1","x":2}]"#).unwrap();
+    assert!(
+        cli_with_stdin(&db, &["inquiry", "import", array.to_str().unwrap()], None)
+            .status
+            .success()
+    );
+    let out = cli_with_stdin(&db, &["inquiry", "list"], None);
+    assert_eq!(stdout(&out).matches("arr-1").count(), 1);
+}
+
+#[test]
+fn config_errors_exit_2_naming_the_key() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("c.toml");
+    std::fs::write(&cfg, "[server]\nbindd = \"x\"\n").unwrap();
+    let out = Command::new(bin())
+        .args(["--config", cfg.to_str().unwrap(), "user", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("bindd"), "{}", stderr(&out));
+    let out = Command::new(bin())
+        .args(["serve", "--config", "/nonexistent.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/nonexistent.toml"));
+    let out = Command::new(bin())
+        .args(["user", "list", "--config", cfg.to_str().unwrap()])
+        .env("INQUIRYD_SERVER_BND", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn foreign_or_newer_database_is_refused_untouched() {
+    let d = tempfile::tempdir().unwrap();
+    let junk = d.path().join("junk.sqlite3");
+    std::fs::write(
+        &junk,
+        b"this is not a database at all, just text. ".repeat(200),
+    )
+    .unwrap();
+    let before = std::fs::read(&junk).unwrap();
+    let out = cli_with_stdin(&junk, &["user", "list"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("junk.sqlite3"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&junk).unwrap(), before);
+    let newer = d.path().join("newer.sqlite3");
+    {
+        let c = rusqlite::Connection::open(&newer).unwrap();
+        c.execute_batch("CREATE TABLE t(x); PRAGMA user_version = 999;")
+            .unwrap();
+    }
+    let out = cli_with_stdin(&newer, &["user", "list"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("newer"), "{}", stderr(&out));
+}
+
+#[test]
+fn database_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_d, db) = tmp_db();
+    assert!(
+        cli_with_stdin(&db, &["user", "list"], None)
+            .status
+            .success()
+    );
+    let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+/// Starts `inquiryd serve` on a free port; returns the child and its base URL.
+fn serve(dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
+    let mut child = Command::new(bin())
+        .args(["serve", "--bind", "127.0.0.1:0", "--db"])
+        .arg(dir.join("s.sqlite3"))
+        .args(extra)
+        .current_dir(dir)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent && let Some(addr) = line.split("inquiryd listening on ").nth(1) {
+                let _ = tx.send(addr.trim().to_string());
+                sent = true;
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server started");
+    (child, format!("http://{addr}"))
+}
+
+#[test]
+fn sigterm_stops_gracefully_with_exit_0() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("plugins")).unwrap();
+    let (mut child, base) = serve(d.path(), &[]);
+    let r = reqwest::blocking::get(format!("{base}/api/info")).unwrap();
+    assert_eq!(r.status(), 200);
+    // SAFETY-free: libc::kill on our own child's pid.
+    let pid = child.id() as i32;
+    assert_eq!(unsafe_kill(pid), 0);
+    let status = poll_exit(&mut child, Duration::from_secs(10)).expect("exited within 10 s");
+    assert_eq!(status.code(), Some(0));
+}
+
+fn unsafe_kill(pid: i32) -> i32 {
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .map_or(-1, |s| s.code().unwrap_or(-1))
+}
+
+fn poll_exit(child: &mut std::process::Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let mut status = None;
+    poll_until(limit, || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    status
+}
+
+#[test]
+fn missing_explicit_plugins_dir_is_refused_with_exit_2() {
+    let d = tempfile::tempdir().unwrap();
+    let out = Command::new(bin())
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--plugins",
+            "/nonexistent-plugins",
+            "--db",
+        ])
+        .arg(d.path().join("s.sqlite3"))
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent-plugins"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn invalid_plugin_at_start_exits_2() {
+    let d = tempfile::tempdir().unwrap();
+    let plugins = d.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::write(plugins.join("bad.json"), "{ \"name\": ").unwrap();
+    let out = Command::new(bin())
+        .args(["serve", "--bind", "127.0.0.1:0", "--db"])
+        .arg(d.path().join("s.sqlite3"))
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("bad.json"), "{}", stderr(&out));
+}
+
+#[test]
+fn demo_start_warns_and_logs_no_secrets() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("plugins")).unwrap();
+    let cfg = d.path().join("config.toml");
+    std::fs::write(&cfg, "[demo]\nenabled = true\n").unwrap();
+    let mut child = Command::new(bin())
+        .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .current_dir(d.path())
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let mut base = None;
+    while base.is_none() {
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("log line");
+        if let Some(a) = line.split("inquiryd listening on ").nth(1) {
+            base = Some(format!("http://{}", a.trim()));
+        }
+        lines.push(line);
+    }
+    let base = base.unwrap();
+    let client = reqwest::blocking::Client::new();
+    let r = client
+        .get(format!(
+            "{base}/api/v1/livechat/inquiries.getOne?roomId={DEMO_ROOM}"
+        ))
+        .header("X-User-Id", demo().unwrap().0)
+        .header("X-Auth-Token", demo().unwrap().1)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let _ = client
+        .post(format!("{base}/api/v1/login"))
+        .body(r#"{"user":"demo.agent","password":"hunter2-secret"}"#)
+        .send()
+        .unwrap();
+    let _ = unsafe_kill(child.id() as i32);
+    let _ = poll_exit(&mut child, Duration::from_secs(10));
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(2)) {
+        lines.push(line);
+    }
+    let log = lines.join("\n");
+    assert!(log.contains("WARN") && log.contains("demo"), "{log}");
+    assert!(
+        log.contains("GET /api/v1/livechat/inquiries.getOne\" 200"),
+        "access line: {log}"
+    );
+    assert!(!log.contains(demo().unwrap().1), "token in log");
+    assert!(!log.contains("hunter2-secret"), "password in log");
+}

@@ -1,0 +1,9 @@
+//! Black-box tests: the real app on a random port, spoken to over HTTP; the real binary for the CLI.
+//! One test binary, one file per feature.
+
+mod cli;
+mod get_one;
+mod helpers;
+mod login;
+mod plugins;
+mod propagation;

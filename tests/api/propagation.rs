@@ -1,0 +1,108 @@
+//! CLI changes reach the running server within one second, without restart.
+
+use std::time::Duration;
+
+use crate::helpers::*;
+
+const LIMIT: Duration = Duration::from_secs(1);
+
+fn within_a_second(what: &str, check: impl FnMut() -> bool) {
+    let took = poll_until(Duration::from_secs(3), check)
+        .unwrap_or_else(|| panic!("{what}: not visible after 3 s"));
+    assert!(took < LIMIT, "{what}: took {took:?}");
+}
+
+#[test]
+fn new_token_works_and_revoked_token_stops() {
+    let app = spawn_app();
+    let out = app.cli_stdin(
+        &[
+            "user",
+            "add",
+            "gina",
+            "--role",
+            "livechat-agent",
+            "--password-stdin",
+        ],
+        "x\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (uid, tok) = token_create(&app, "gina");
+    within_a_second("new token", || {
+        app.get_one(DEMO_ROOM, Some((&uid, &tok))).status == 200
+    });
+    assert!(
+        app.cli(&["token", "revoke", "gina", "--token", &tok])
+            .status
+            .success()
+    );
+    within_a_second("revoked token", || {
+        app.get_one(DEMO_ROOM, Some((&uid, &tok))).status == 401
+    });
+}
+
+#[test]
+fn deactivation_and_activation_take_effect() {
+    let app = spawn_app();
+    let (uid, tok) = app.user_with_token("hank", &["livechat-manager"]);
+    within_a_second("token", || {
+        app.get_one(DEMO_ROOM, Some((&uid, &tok))).status == 200
+    });
+    assert!(app.cli(&["user", "deactivate", "hank"]).status.success());
+    within_a_second("deactivated", || {
+        app.get_one(DEMO_ROOM, Some((&uid, &tok))).status == 401
+    });
+    assert!(app.cli(&["user", "activate", "hank"]).status.success());
+    within_a_second("activated", || {
+        app.get_one(DEMO_ROOM, Some((&uid, &tok))).status == 200
+    });
+}
+
+#[test]
+fn permission_revoke_and_grant_take_effect() {
+    let app = spawn_app();
+    let out = app.cli(&["permission", "revoke", "view-l-room", "livechat-agent"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    within_a_second("revoked", || app.get_one(DEMO_ROOM, demo()).status == 403);
+    assert!(
+        app.cli(&["permission", "grant", "view-l-room", "livechat-agent"])
+            .status
+            .success()
+    );
+    within_a_second("granted", || app.get_one(DEMO_ROOM, demo()).status == 200);
+}
+
+#[test]
+fn role_change_takes_effect() {
+    let app = spawn_app();
+    let (uid, tok) = app.user_with_token("ivy", &["user"]);
+    within_a_second("no role", || {
+        app.get_one(DEMO_ROOM, Some((&uid, &tok))).status == 403
+    });
+    assert!(
+        app.cli(&["user", "set-roles", "ivy", "livechat-monitor"])
+            .status
+            .success()
+    );
+    within_a_second("monitor", || {
+        app.get_one(DEMO_ROOM, Some((&uid, &tok))).status == 200
+    });
+}
+
+#[test]
+fn imported_inquiry_is_served_at_once() {
+    let app = spawn_app();
+    let file = app.dir.path().join("new.ndjson");
+    std::fs::write(
+        &file,
+        "{\"_id\":\"n1\",\"rid\":\"room-new\",\"status\":\"queued\",\"n\":1.5}\n",
+    )
+    .unwrap();
+    let out = app.cli(&["inquiry", "import", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = app.get_one("room-new", demo());
+    assert_eq!(
+        r.body,
+        r#"{"inquiry":{"_id":"n1","rid":"room-new","status":"queued","n":1.5},"success":true}"#
+    );
+}
