@@ -922,9 +922,47 @@ fn shipped() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins")
 }
 
+/// The shipped examples come disabled (so the demo answers the documented bytes); this is a copy
+/// of the directory with each of them switched on.
+fn shipped_enabled() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("tables")).unwrap();
+    for entry in std::fs::read_dir(shipped().join("tables")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(
+            entry.path(),
+            dir.path().join("tables").join(entry.file_name()),
+        )
+        .unwrap();
+    }
+    for entry in std::fs::read_dir(shipped()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if !name.ends_with(".json") || name == "plugin.schema.json" {
+            continue;
+        }
+        let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(v["enabled"], false, "{name} must ship disabled");
+        v["enabled"] = json!(true);
+        std::fs::write(
+            dir.path().join(&name),
+            serde_json::to_string_pretty(&v).unwrap(),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+#[test]
+fn shipped_examples_are_valid_and_off_by_default() {
+    assert_eq!(check_command(&shipped()), 0);
+    assert!(load_dir(&shipped()).unwrap().is_empty());
+}
+
 #[test]
 fn shipped_examples_load_and_behave() {
-    let set = match load_dir(&shipped()) {
+    let enabled = shipped_enabled();
+    let set = match load_dir(enabled.path()) {
         Ok(s) => s,
         Err(e) => panic!("{e:?}"),
     };
@@ -936,7 +974,7 @@ fn shipped_examples_load_and_behave() {
             "crm-enrich.json"
         ]
     );
-    assert_eq!(check_command(&shipped()), 0);
+    assert_eq!(check_command(enabled.path()), 0);
 
     let admin = apply_as(
         &set,

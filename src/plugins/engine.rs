@@ -735,3 +735,48 @@ pub fn truncate_value(v: &mut Value, max_chars: usize) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn mask_never_returns_its_input() {
+        assert_eq!(mask_value(&json!("guest-51"), 2, 0, '*'), json!("gu******"));
+        assert_eq!(mask_value(&json!("ab"), 1, 1, '*'), json!("**"));
+        assert_eq!(mask_value(&json!(""), 0, 0, '*'), json!(""));
+        assert_eq!(mask_value(&json!("ñandú"), 0, 1, '#'), json!("####ú"));
+        assert_eq!(mask_value(&json!({ "a": 1 }), 9, 9, '*'), json!("********"));
+        assert_eq!(mask_value(&json!(123456), 0, 2, '*'), json!("****56"));
+    }
+
+    #[test]
+    fn truncate_counts_characters() {
+        let mut v = json!("ñandú");
+        truncate_value(&mut v, 3);
+        assert_eq!(v, json!("ñan"));
+        let mut v = json!([1, 2, 3]);
+        truncate_value(&mut v, 3);
+        assert_eq!(v, json!("[1,"));
+        let mut v = json!(true);
+        truncate_value(&mut v, 4);
+        assert_eq!(v, json!(true));
+    }
+
+    #[test]
+    fn array_indexes_follow_rfc_6901() {
+        assert_eq!(array_index("0"), Some(0));
+        assert_eq!(array_index("12"), Some(12));
+        assert_eq!(array_index("01"), None);
+        assert_eq!(array_index("-"), None);
+        assert_eq!(array_index(""), None);
+        assert_eq!(array_index("99999999999999999999999"), None);
+    }
+
+    #[test]
+    fn measure_counts_nodes_bytes_and_depth() {
+        assert_eq!(measure(&json!(1)), (1, 0));
+        assert_eq!(measure(&json!({ "ab": ["xyz"] })), (1 + 2 + 1 + 1 + 3, 2));
+    }
+}

@@ -1237,3 +1237,89 @@ pub fn parse_template(s: &str) -> Result<Vec<Piece>, String> {
     }
     Ok(pieces)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointers_unescape_and_recognise_wildcards() {
+        let p = Pointer::parse("/a~1b/~0c/*/0").expect("valid");
+        assert_eq!(
+            p.segs,
+            [
+                Seg::Key("a/b".into()),
+                Seg::Key("~c".into()),
+                Seg::Any,
+                Seg::Key("0".into())
+            ]
+        );
+        assert!(p.has_wildcard());
+        assert_eq!(Pointer::parse("").map(|p| p.segs.len()), Ok(0));
+        assert_eq!(
+            Pointer::parse("/").map(|p| p.segs),
+            Ok(vec![Seg::Key(String::new())])
+        );
+        assert!(Pointer::parse("a").is_err());
+        assert!(Pointer::parse("/a~").is_err());
+        assert!(Pointer::parse("/a~2").is_err());
+        assert!(Pointer::parse(&"/a".repeat(MAX_POINTER_SEGMENTS + 1)).is_err());
+    }
+
+    #[test]
+    fn pointers_know_what_they_contain() {
+        let a = Pointer::parse("/a").expect("valid");
+        let ab = Pointer::parse("/a/b").expect("valid");
+        assert!(ab.is_within(&a));
+        assert!(a.is_within(&a));
+        assert!(!a.is_within(&ab));
+    }
+
+    #[test]
+    fn templates_split_into_pieces() {
+        let pieces =
+            parse_template("${/name} via ${caller.username} at ${now}, $5 $${x}").expect("valid");
+        assert_eq!(pieces.len(), 6);
+        assert!(matches!(&pieces[0], Piece::Pointer(p) if p.text == "/name"));
+        assert_eq!(pieces[1], Piece::Text(" via ".into()));
+        assert_eq!(pieces[2], Piece::CallerUsername);
+        assert_eq!(pieces[4], Piece::Now);
+        assert_eq!(pieces[5], Piece::Text(", $5 ${x}".into()));
+        assert!(parse_template("${caller.email}").is_err());
+        assert!(parse_template("${/a").is_err());
+        assert!(parse_template("${/a/*}").is_err());
+    }
+
+    #[test]
+    fn plugin_file_names() {
+        for ok in ["a.json", "crm-enrich.json"] {
+            assert!(is_plugin_file_name(ok), "{ok}");
+        }
+        for no in [
+            ".a.json",
+            "a.json~",
+            "a.json.swp",
+            "a.tmp",
+            "a.txt",
+            "plugin.schema.json",
+        ] {
+            assert!(!is_plugin_file_name(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn errors_display_file_and_location() {
+        let f = Path::new("p/a.json");
+        let e = PluginError {
+            file: f.into(),
+            location: Location::LineColumn(3, 7),
+            message: "x".into(),
+        };
+        assert_eq!(e.to_string(), "p/a.json:3:7: x");
+        assert_eq!(
+            PluginError::at(f, "/hooks/0", "y").to_string(),
+            "p/a.json: /hooks/0: y"
+        );
+        assert_eq!(PluginError::file(f, "z").to_string(), "p/a.json: z");
+    }
+}

@@ -193,3 +193,23 @@ fn health_details_only_for_manage_apps() {
     assert_eq!(r.status, 200);
     assert!(r.json()["plugins"].is_object(), "{}", r.body);
 }
+
+#[test]
+fn shipped_config_and_plugins_answer_the_documented_bytes() {
+    // What `cargo run --release` uses: the repo's config.toml and its plugins directory.
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = inquiryd::config::Config::load_with_env(
+        &inquiryd::config::ConfigSource::Explicit(repo.join("config.toml")),
+        &inquiryd::config::Overrides::default(),
+        &[],
+    )
+    .expect("shipped config.toml loads");
+    assert!(shipped.demo.enabled, "the shipped config enables the demo");
+    let app = spawn_app_with(|c| {
+        c.plugins.dir = shipped.plugins.dir.clone();
+        c.plugins.watch = false;
+        c.demo = shipped.demo.clone();
+    });
+    let r = app.get_one(DEMO_ROOM, demo());
+    assert_eq!(r.body, fixture_compact("inquiries.getOne.200.json"));
+}

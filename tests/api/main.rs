@@ -7,3 +7,4 @@ mod helpers;
 mod login;
 mod plugins;
 mod propagation;
+mod python_client;

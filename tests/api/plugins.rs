@@ -42,3 +42,68 @@ fn a_new_plugin_file_is_in_force_within_a_second() {
     .expect("deletion took effect");
     assert!(took < Duration::from_secs(1), "took {took:?}");
 }
+
+#[test]
+fn plugins_schema_prints_the_committed_schema() {
+    let out = std::process::Command::new(bin())
+        .args(["plugins", "schema"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/plugin.schema.json");
+    let committed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(printed, committed);
+}
+
+#[test]
+fn plugins_check_lists_every_problem_and_fails() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("ok.json"), HIDE_TOKEN).unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["plugins", "check"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::write(d.path().join("syntax.json"), "{\n  \"name\": \n").unwrap();
+    std::fs::write(
+        d.path().join("meaning.json"),
+        r#"{"name":"m","hooks":[{"on":"inquiry.response","do":[{"op":"explode","path":"/a"}]}]}"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["plugins", "check"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(err.contains("syntax.json:3:"), "line named: {err}");
+    assert!(
+        err.contains("meaning.json") && err.contains("explode"),
+        "op named: {err}"
+    );
+}
+
+#[test]
+fn plugins_preview_shows_what_a_user_would_get() {
+    let app = spawn_app();
+    std::fs::write(app.plugins.join("hide.json"), HIDE_TOKEN).unwrap();
+    let out = app.cli(&[
+        "plugins",
+        "preview",
+        "--room",
+        DEMO_ROOM,
+        "--as",
+        "demo.agent",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["success"], true);
+    assert!(v["inquiry"]["v"].get("token").is_none());
+    assert_eq!(v["inquiry"]["rid"], DEMO_ROOM);
+    let out = app.cli(&["plugins", "preview", "--room", DEMO_ROOM, "--as", "nobody"]);
+    assert_eq!(out.status.code(), Some(1));
+}
