@@ -473,11 +473,7 @@ fn preview(config: &Config, pool: &db::Pool, room: &str, username: &str) -> Resu
     if !user.active {
         eprintln!("inquiryd: note: user {username:?} is deactivated; the server would answer 401");
     }
-    let caller = crate::api::Caller {
-        user,
-        snapshot,
-        token: String::new(),
-    };
+    let caller = crate::api::Caller { user, snapshot };
     let response = crate::api::livechat::respond(&caller, room, pool, &plugins)
         .unwrap_or_else(|e| actix_web::ResponseError::error_response(&e));
     let status = response.status();

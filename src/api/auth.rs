@@ -170,9 +170,15 @@ pub async fn login(
     Ok(login_success(&user, &token))
 }
 
-pub async fn logout(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn logout(
+    caller: Caller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let st = state.clone();
-    let hashed = tokens::hash(&caller.token);
+    // The extractor already checked these headers; read the token again rather than carry it.
+    let (_, token) = super::credentials(&req).ok_or(ApiError::NotLoggedIn)?;
+    let hashed = tokens::hash(token);
     let user_id = caller.user.id.clone();
     web::block(move || -> Result<(), ApiError> {
         let conn = st.pool.get()?;

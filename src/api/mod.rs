@@ -64,7 +64,6 @@ pub struct Caller {
     pub user: Arc<UserEntry>,
     /// The snapshot the caller was authenticated against, for permission checks.
     pub snapshot: Arc<AuthSnapshot>,
-    pub token: String,
 }
 
 impl Caller {
@@ -73,12 +72,17 @@ impl Caller {
     }
 }
 
-/// The credentials headers, when both are present and valid text.
+/// The credentials headers, when both are present once each and are valid text. A repeated header
+/// is ambiguous and counts as missing: Rocket.Chat (Node) sees such values joined with ", ", which
+/// never matches a token either.
 pub fn credentials(req: &HttpRequest) -> Option<(&str, &str)> {
     let h = req.headers();
-    let user = h.get("x-user-id")?.to_str().ok()?;
-    let token = h.get("x-auth-token")?.to_str().ok()?;
-    Some((user, token))
+    let single = |name: &str| {
+        let mut values = h.get_all(name);
+        let value = values.next()?;
+        values.next().is_none().then_some(value)?.to_str().ok()
+    };
+    Some((single("x-user-id")?, single("x-auth-token")?))
 }
 
 /// Authenticates the request against the current snapshot.
@@ -89,11 +93,7 @@ pub fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiEr
         .authenticate(user_id, token, crate::db::now_secs())
         .cloned()
         .ok_or(ApiError::NotLoggedIn)?;
-    Ok(Caller {
-        user,
-        snapshot,
-        token: token.to_string(),
-    })
+    Ok(Caller { user, snapshot })
 }
 
 impl FromRequest for Caller {

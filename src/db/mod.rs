@@ -65,6 +65,8 @@ pub fn open(path: &Path, pool_size: u32) -> Result<Pool, DbError> {
     let pool = r2d2::Pool::builder()
         .max_size(pool_size)
         .min_idle(Some(1))
+        // A local file connection does not go stale; checking it on every checkout only costs.
+        .test_on_check_out(false)
         .connection_timeout(Duration::from_secs(15))
         .build(manager)?;
     Ok(pool)
