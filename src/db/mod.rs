@@ -109,30 +109,31 @@ fn check_existing(path: &Path) -> Result<(), DbError> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| open_err(e.to_string()))?;
     let not_ours = |e: rusqlite::Error| open_err(format!("not a usable SQLite database: {e}"));
-    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-        r.get::<_, i64>(0)
-    })
-    .map_err(not_ours)?;
+    // Reading the schema is what fails on a file that is not SQLite.
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .map_err(not_ours)?;
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(not_ours)?;
+    check_version(path, version)?;
+    if version == 0 && tables > 0 {
+        return Err(open_err(
+            "holds tables but no inquiryd schema version; refusing to touch it".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a schema version newer than the migrations this build knows.
+fn check_version(path: &Path, found: i64) -> Result<(), DbError> {
     let supported = MIGRATIONS.len() as i64;
-    if version > supported {
+    if found > supported {
         return Err(DbError::Schema {
             path: path.to_path_buf(),
-            found: version,
+            found,
             supported,
         });
-    }
-    if version == 0 {
-        let tables: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
-            .map_err(not_ours)?;
-        if tables > 0 {
-            return Err(open_err(
-                "holds tables but no inquiryd schema version; refusing to touch it".into(),
-            ));
-        }
     }
     Ok(())
 }
@@ -155,14 +156,7 @@ const MIGRATIONS: &[Migration] = &[migration_1];
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let supported = MIGRATIONS.len() as i64;
-    if version > supported {
-        return Err(DbError::Schema {
-            path: path.to_path_buf(),
-            found: version,
-            supported,
-        });
-    }
+    check_version(path, version)?;
     for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Re-check inside the write lock: another process may have migrated meanwhile.
