@@ -15,7 +15,7 @@ use crate::auth::cache::PollerHandle;
 use crate::auth::throttle::Throttle;
 use crate::auth::{AuthCache, tokens};
 use crate::config::{Config, DEFAULT_PLUGINS_DIR};
-use crate::db::{self, Pool};
+use crate::db::{self, Pool, reader::WorkerReader};
 use crate::plugins::PluginHost;
 
 /// Largest request body accepted; more is a 413.
@@ -52,6 +52,8 @@ pub enum StartError {
     },
     #[error("demo seed: {0}")]
     Seed(String),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
 }
 
 impl StartError {
@@ -72,7 +74,8 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens everything and binds; nothing is served until [`Application::run_until_stopped`].
+    /// Opens everything, binds and installs the SIGTERM/SIGINT handlers; nothing is served until
+    /// [`Application::run_until_stopped`]. Call it within the actix runtime.
     pub fn build(config: &Config) -> Result<Application, StartError> {
         let pool = db::open(&config.database.path, config.database.pool_size)?;
         if config.demo.enabled {
@@ -108,9 +111,11 @@ impl Application {
             })?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let access_log = log::log_enabled!(target: "inquiryd::access", log::Level::Info);
+        let db_path = config.database.path.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(WorkerReader::new(db_path.clone()))
                 .wrap_fn(reject_large_bodies)
                 .wrap(Condition::new(
                     access_log,
@@ -124,6 +129,7 @@ impl Application {
                 }))
         })
         .workers(config.workers())
+        .shutdown_signal(stop_signal().map_err(StartError::Signals)?)
         .shutdown_timeout(10)
         .client_request_timeout(Duration::from_secs(10))
         .listen(listener)
@@ -160,6 +166,25 @@ impl Application {
         } = self;
         server.await
     }
+}
+
+/// Completes on the first SIGTERM or SIGINT, after which the server stops gracefully (in-flight
+/// requests finish). The handlers are installed here, at build time: actix installs its own only
+/// when the server is first polled, after the "listening" line, so a SIGTERM right after that line
+/// killed the process outright; and actix treats SIGINT as a forced stop. Must be called within
+/// the actix (tokio) runtime, as [`Application::build`] is.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use actix_web::rt::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        let which = futures_util::future::select(Box::pin(term.recv()), Box::pin(int.recv())).await;
+        let name = match which {
+            futures_util::future::Either::Left(_) => "SIGTERM",
+            futures_util::future::Either::Right(_) => "SIGINT",
+        };
+        log::info!("{name} received: finishing in-flight requests, then stopping");
+    })
 }
 
 /// 413 for a declared body over [`MAX_BODY`] on any route, before a handler reads it.

@@ -109,7 +109,8 @@ pub enum TokenCommand {
         #[arg(long, conflicts_with = "token")]
         all: bool,
         /// Revoke only this token
-        #[arg(long, value_name = "TOKEN")]
+        // Tokens are base64url: one in 64 starts with '-', which must not read as a flag.
+        #[arg(long, value_name = "TOKEN", allow_hyphen_values = true)]
         token: Option<String>,
     },
 }
@@ -474,8 +475,11 @@ fn preview(config: &Config, pool: &db::Pool, room: &str, username: &str) -> Resu
         eprintln!("inquiryd: note: user {username:?} is deactivated; the server would answer 401");
     }
     let caller = crate::api::Caller { user, snapshot };
-    let response = crate::api::livechat::respond(&caller, room, pool, &plugins)
-        .unwrap_or_else(|e| actix_web::ResponseError::error_response(&e));
+    let response = crate::api::livechat::respond(&caller, room, &plugins, |rid, out| {
+        let conn = pool.get()?;
+        Ok(db::inquiries::append_by_rid(&conn, rid, out)?)
+    })
+    .unwrap_or_else(|e| actix_web::ResponseError::error_response(&e));
     let status = response.status();
     let body = actix_web::body::to_bytes(response.into_body());
     let body = futures_util::FutureExt::now_or_never(body)

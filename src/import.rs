@@ -28,22 +28,28 @@ pub fn parse(text: &str) -> Result<Vec<InquiryRecord>, Vec<RecordError>> {
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     let mut records = Vec::new();
     let mut errors = Vec::new();
+    let mut take = |position: &dyn Fn() -> String, result: Result<InquiryRecord, String>| {
+        match result {
+            Ok(r) => records.push(r),
+            Err(message) => errors.push(RecordError {
+                position: position(),
+                message,
+            }),
+        }
+        errors.len() < MAX_ERRORS
+    };
     if trimmed.starts_with('[') {
-        let values: Vec<Value> = serde_json::from_str(trimmed).map_err(|e| {
-            vec![RecordError {
-                position: format!("line {}, column {}", e.line(), e.column()),
-                message: format!("not a JSON array: {e}"),
-            }]
-        })?;
-        for (i, value) in values.into_iter().enumerate() {
-            match record(value) {
-                Ok(r) => records.push(r),
-                Err(message) => errors.push(RecordError {
-                    position: format!("record {i}"),
-                    message,
-                }),
-            }
-            if errors.len() >= MAX_ERRORS {
+        // Borrow each element's text: records are checked and compacted one by one, never all
+        // held as trees at once.
+        let items: Vec<&serde_json::value::RawValue> =
+            serde_json::from_str(trimmed).map_err(|e| {
+                vec![RecordError {
+                    position: format!("line {}, column {}", e.line(), e.column()),
+                    message: format!("not a JSON array: {e}"),
+                }]
+            })?;
+        for (i, item) in items.iter().enumerate() {
+            if !take(&|| format!("record {i}"), record(item.get())) {
                 break;
             }
         }
@@ -53,17 +59,7 @@ pub fn parse(text: &str) -> Result<Vec<InquiryRecord>, Vec<RecordError>> {
             if line.is_empty() {
                 continue;
             }
-            let result = serde_json::from_str::<Value>(line)
-                .map_err(|e| format!("not JSON (column {}): {e}", e.column()))
-                .and_then(record);
-            match result {
-                Ok(r) => records.push(r),
-                Err(message) => errors.push(RecordError {
-                    position: format!("line {}", i + 1),
-                    message,
-                }),
-            }
-            if errors.len() >= MAX_ERRORS {
+            if !take(&|| format!("line {}", i + 1), record(line)) {
                 break;
             }
         }
@@ -75,23 +71,46 @@ pub fn parse(text: &str) -> Result<Vec<InquiryRecord>, Vec<RecordError>> {
     }
 }
 
-/// Checks one document and turns Extended JSON into what Rocket.Chat's REST API shows.
-fn record(value: Value) -> Result<InquiryRecord, String> {
-    let Value::Object(map) = value else {
+/// The two fields every record needs; everything else is skipped without being built.
+#[derive(serde::Deserialize)]
+struct Keys {
+    #[serde(rename = "_id")]
+    id: Option<Value>,
+    rid: Option<Value>,
+}
+
+/// Checks one document's text and produces its compact form, turning Extended JSON into what
+/// Rocket.Chat's REST API shows.
+fn record(text: &str) -> Result<InquiryRecord, String> {
+    let not_json = |e: serde_json::Error| format!("not JSON (column {}): {e}", e.column());
+    if text.contains("\"$") {
+        // Extended JSON (keys like `$date`): rewrite through a tree.
+        let value: Value = serde_json::from_str(text).map_err(not_json)?;
+        let Value::Object(map) = from_extended(value, "")? else {
+            return Err("not a JSON object".into());
+        };
+        let id = string_field(map.get("_id"), "_id")?;
+        let rid = string_field(map.get("rid"), "rid")?;
+        let doc = serde_json::to_string(&map).map_err(|e| format!("cannot serialise: {e}"))?;
+        return Ok(InquiryRecord { id, rid, doc });
+    }
+    // Plain JSON: stream it to compact form, keeping key order and numbers, without a tree.
+    if !text.starts_with('{') {
         return Err("not a JSON object".into());
-    };
-    let map = match from_extended(Value::Object(map), "")? {
-        Value::Object(m) => m,
-        _ => return Err("not a JSON object".into()),
-    };
-    let id = string_field(&map, "_id")?;
-    let rid = string_field(&map, "rid")?;
-    let doc = serde_json::to_string(&map).map_err(|e| format!("cannot serialise: {e}"))?;
+    }
+    let keys: Keys = serde_json::from_str(text).map_err(not_json)?;
+    let id = string_field(keys.id.as_ref(), "_id")?;
+    let rid = string_field(keys.rid.as_ref(), "rid")?;
+    let mut doc = Vec::with_capacity(text.len());
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde_transcode::transcode(&mut de, &mut serde_json::Serializer::new(&mut doc))
+        .map_err(|e| format!("cannot compact: {e}"))?;
+    let doc = String::from_utf8(doc).map_err(|e| format!("cannot compact: {e}"))?;
     Ok(InquiryRecord { id, rid, doc })
 }
 
-fn string_field(map: &Map<String, Value>, field: &str) -> Result<String, String> {
-    match map.get(field) {
+fn string_field(value: Option<&Value>, field: &str) -> Result<String, String> {
+    match value {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(other) => Err(format!(
             "field {field:?}: must be a string, found {}",
@@ -282,6 +301,8 @@ pub fn import_file(
 
 /// Upserts records in one immediate transaction.
 pub fn store(conn: &mut rusqlite::Connection, records: &[InquiryRecord]) -> rusqlite::Result<()> {
+    // A large file's pages stay in memory until commit instead of spilling mid-transaction.
+    conn.pragma_update(None, "cache_size", -64 * 1024)?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     crate::db::inquiries::upsert_all(&tx, records)?;
     tx.commit()

@@ -10,6 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::errors::{InvalidParams, json};
 use super::{ApiError, Caller};
 use crate::app::AppState;
+use crate::db::{self, reader::WorkerReader};
 
 /// The permission Rocket.Chat requires for this route.
 pub const VIEW_L_ROOM: &str = "view-l-room";
@@ -57,36 +58,41 @@ pub async fn inquiries_get_one(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let room_id = parse_room_id(req.query_string()).map_err(ApiError::InvalidParams)?;
-    respond(&caller, &room_id, &state.pool, &state.plugins.current())
+    let plugins = state.plugins.current();
+    // A point lookup on an index takes microseconds: done inline on the worker's own connection
+    // rather than hopping threads or taking a pooled one.
+    let reader = req
+        .app_data::<WorkerReader>()
+        .ok_or_else(|| ApiError::Internal("worker reader missing".into()))?;
+    respond(&caller, &room_id, &plugins, |rid, out| {
+        Ok(reader.with(|conn| db::inquiries::append_by_rid(conn, rid, out))?)
+    })
 }
 
 /// Permission check, lookup and rendering for an authenticated caller: the 200 body, or the
-/// error. Shared by the route and `inquiryd plugins preview`.
+/// error. `lookup` appends the stored document for a room id to the buffer and says whether there
+/// was one. Shared by the route and `inquiryd plugins preview`.
 pub fn respond(
     caller: &Caller,
     room_id: &str,
-    pool: &crate::db::Pool,
     plugins: &crate::plugins::PluginSet,
+    lookup: impl FnOnce(&str, &mut Vec<u8>) -> Result<bool, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     if !caller.has_permission(VIEW_L_ROOM) {
         return Err(ApiError::Forbidden);
     }
-    // A point lookup on an index takes microseconds: done inline rather than hopping threads.
-    let doc = {
-        let conn = pool.get()?;
-        crate::db::inquiries::by_rid(&conn, room_id)?
-    };
-    let Some(doc) = doc else {
+    let mut body = Vec::with_capacity(2048);
+    body.extend_from_slice(PREFIX);
+    if !lookup(room_id, &mut body)? {
         return Ok(json(StatusCode::OK, NO_INQUIRY));
-    };
+    }
     if plugins.is_empty() {
-        let mut body = Vec::with_capacity(PREFIX.len() + doc.len() + SUFFIX.len());
-        body.extend_from_slice(PREFIX);
-        body.extend_from_slice(doc.as_bytes());
         body.extend_from_slice(SUFFIX);
         return Ok(json(StatusCode::OK, body));
     }
-    let body = render_with_hooks(&doc, plugins, caller)?;
+    let doc = std::str::from_utf8(&body[PREFIX.len()..])
+        .map_err(|e| ApiError::Internal(format!("stored inquiry is not UTF-8: {e}")))?;
+    let body = render_with_hooks(doc, plugins, caller)?;
     Ok(json(StatusCode::OK, body))
 }
 

@@ -1,6 +1,6 @@
 //! Queries on `inquiries`: documents stored as compact JSON text in their original key order.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, Transaction, params};
 
 /// One inquiry ready to store.
 pub struct InquiryRecord {
@@ -22,11 +22,19 @@ pub fn upsert_all(tx: &Transaction, records: &[InquiryRecord]) -> rusqlite::Resu
     Ok(())
 }
 
-/// The stored document of the inquiry whose `rid` is `rid`, as JSON text.
-pub fn by_rid(conn: &Connection, rid: &str) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached("SELECT doc FROM inquiries WHERE rid = ?1 ORDER BY id LIMIT 1")?
-        .query_row([rid], |r| r.get(0))
-        .optional()
+/// Appends the stored document (JSON text) of the inquiry whose `rid` is `rid` to `out`; returns
+/// whether there was one. Copies the text once, straight from SQLite's buffer.
+pub fn append_by_rid(conn: &Connection, rid: &str, out: &mut Vec<u8>) -> rusqlite::Result<bool> {
+    let mut stmt =
+        conn.prepare_cached("SELECT doc FROM inquiries WHERE rid = ?1 ORDER BY id LIMIT 1")?;
+    let mut rows = stmt.query([rid])?;
+    match rows.next()? {
+        Some(row) => {
+            out.extend_from_slice(row.get_ref(0)?.as_bytes()?);
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }
 
 /// Calls `f(id, rid, status)` for every inquiry, ordered by `rid`.

@@ -4,6 +4,7 @@
 
 pub mod inquiries;
 pub mod permissions;
+pub mod reader;
 pub mod tokens;
 pub mod users;
 
@@ -17,7 +18,7 @@ pub type Pool = r2d2::Pool<SqliteConnectionManager>;
 pub type PooledConn = r2d2::PooledConnection<SqliteConnectionManager>;
 
 /// How long a writer waits for another writer (the CLI and the server share the file).
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A database problem. `Open` and `Schema` are the operator's to fix (exit 1 with the message);
 /// `Sqlite` and `Pool` are runtime failures.
@@ -101,6 +102,15 @@ fn check_existing(path: &Path) -> Result<(), DbError> {
     if len == 0 {
         return Ok(());
     }
+    // A database file is whole pages. A shorter tail was cut off (an interrupted copy, a full
+    // disk), and SQLite would read the missing bytes of the last page as zeros without a word.
+    if let Some(page) = page_size(path).map_err(|e| open_err(e.to_string()))?
+        && len % page != 0
+    {
+        return Err(open_err(format!(
+            "not a usable SQLite database: truncated ({len} bytes is not a whole number of {page}-byte pages)"
+        )));
+    }
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -136,6 +146,23 @@ fn check_version(path: &Path, found: i64) -> Result<(), DbError> {
         });
     }
     Ok(())
+}
+
+/// The page size an SQLite file's header declares, or `None` when the file does not start with
+/// an SQLite header (SQLite itself then says what is wrong).
+fn page_size(path: &Path) -> std::io::Result<Option<u64>> {
+    use std::io::Read;
+    let mut header = [0u8; 100];
+    let mut file = std::fs::File::open(path)?;
+    if file.read_exact(&mut header).is_err() || !header.starts_with(b"SQLite format 3\0") {
+        return Ok(None);
+    }
+    // Bytes 16-17, big-endian; 1 stands for 65536.
+    Ok(match u16::from_be_bytes([header[16], header[17]]) {
+        1 => Some(65_536),
+        n if n >= 512 && n.is_power_of_two() => Some(u64::from(n)),
+        _ => None,
+    })
 }
 
 fn apply_pragmas(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -1,7 +1,6 @@
 //! The real binary: commands, output, exit codes, start-up refusals, graceful stop.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::helpers::*;
@@ -213,66 +212,18 @@ fn database_file_is_private() {
     assert_eq!(mode, 0o600);
 }
 
-/// Starts `inquiryd serve` on a free port; returns the child and its base URL.
-fn serve(dir: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
-    let mut child = Command::new(bin())
-        .args(["serve", "--bind", "127.0.0.1:0", "--db"])
-        .arg(dir.join("s.sqlite3"))
-        .args(extra)
-        .current_dir(dir)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent && let Some(addr) = line.split("inquiryd listening on ").nth(1) {
-                let _ = tx.send(addr.trim().to_string());
-                sent = true;
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("server started");
-    (child, format!("http://{addr}"))
-}
-
 #[test]
 fn sigterm_stops_gracefully_with_exit_0() {
     let d = tempfile::tempdir().unwrap();
     std::fs::create_dir(d.path().join("plugins")).unwrap();
-    let (mut child, base) = serve(d.path(), &[]);
-    let r = reqwest::blocking::get(format!("{base}/api/info")).unwrap();
+    let mut server = Server::start(d.path(), &["--db", "s.sqlite3"]);
+    let r = reqwest::blocking::get(format!("{}/api/info", server.base)).unwrap();
     assert_eq!(r.status(), 200);
-    // SAFETY-free: libc::kill on our own child's pid.
-    let pid = child.id() as i32;
-    assert_eq!(unsafe_kill(pid), 0);
-    let status = poll_exit(&mut child, Duration::from_secs(10)).expect("exited within 10 s");
+    server.signal("TERM");
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("exited within 10 s");
     assert_eq!(status.code(), Some(0));
-}
-
-fn unsafe_kill(pid: i32) -> i32 {
-    Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .map_or(-1, |s| s.code().unwrap_or(-1))
-}
-
-fn poll_exit(child: &mut std::process::Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let mut status = None;
-    poll_until(limit, || {
-        status = child.try_wait().ok().flatten();
-        status.is_some()
-    });
-    if status.is_none() {
-        let _ = child.kill();
-    }
-    status
 }
 
 #[test]
@@ -321,53 +272,22 @@ fn demo_start_warns_and_logs_no_secrets() {
     std::fs::create_dir(d.path().join("plugins")).unwrap();
     let cfg = d.path().join("config.toml");
     std::fs::write(&cfg, "[demo]\nenabled = true\n").unwrap();
-    let mut child = Command::new(bin())
-        .args(["serve", "--bind", "127.0.0.1:0", "--config"])
-        .arg(&cfg)
-        .current_dir(d.path())
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut lines = Vec::new();
-    let mut base = None;
-    while base.is_none() {
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("log line");
-        if let Some(a) = line.split("inquiryd listening on ").nth(1) {
-            base = Some(format!("http://{}", a.trim()));
-        }
-        lines.push(line);
-    }
-    let base = base.unwrap();
-    let client = reqwest::blocking::Client::new();
-    let r = client
-        .get(format!(
-            "{base}/api/v1/livechat/inquiries.getOne?roomId={DEMO_ROOM}"
-        ))
-        .header("X-User-Id", demo().unwrap().0)
-        .header("X-Auth-Token", demo().unwrap().1)
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let _ = client
-        .post(format!("{base}/api/v1/login"))
+    let mut server = Server::start_with_env(
+        d.path(),
+        &["--config", cfg.to_str().unwrap()],
+        &[("RUST_LOG", "debug")],
+    );
+    let r = server.get_one(DEMO_ROOM, demo());
+    assert_eq!(r.status, 200);
+    let _ = server
+        .client()
+        .post(format!("{}/api/v1/login", server.base))
         .body(r#"{"user":"demo.agent","password":"hunter2-secret"}"#)
         .send()
         .unwrap();
-    let _ = unsafe_kill(child.id() as i32);
-    let _ = poll_exit(&mut child, Duration::from_secs(10));
-    while let Ok(line) = rx.recv_timeout(Duration::from_secs(2)) {
-        lines.push(line);
-    }
-    let log = lines.join("\n");
+    server.signal("TERM");
+    let _ = server.wait_exit(Duration::from_secs(10));
+    let log = server.log();
     assert!(log.contains("WARN") && log.contains("demo"), "{log}");
     assert!(
         log.contains("GET /api/v1/livechat/inquiries.getOne\" 200"),
@@ -375,4 +295,22 @@ fn demo_start_warns_and_logs_no_secrets() {
     );
     assert!(!log.contains(demo().unwrap().1), "token in log");
     assert!(!log.contains("hunter2-secret"), "password in log");
+}
+
+#[test]
+fn a_token_starting_with_a_hyphen_can_be_revoked() {
+    // base64url tokens start with '-' one time in 64; clap must not take one for a flag.
+    let (_d, db) = tmp_db();
+    assert!(
+        cli_with_stdin(&db, &["user", "add", "hy"], None)
+            .status
+            .success()
+    );
+    let out = cli_with_stdin(
+        &db,
+        &["token", "revoke", "hy", "--token", "-8KUZSBzHTGiQ"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no such token"), "{}", stderr(&out));
 }

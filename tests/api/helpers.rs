@@ -277,3 +277,336 @@ pub fn raw_status(app: &TestApp, request: &str) -> u16 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
 }
+
+/// A real `inquiryd serve` process on a free port, with its log (stderr) captured line by line.
+/// Dropping it kills the process if it still runs.
+pub struct Server {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts `inquiryd serve --bind 127.0.0.1:0 ARGS…` in `dir` with `RUST_LOG=info`, and waits for
+    /// the `inquiryd listening on ADDR` line. Panics with the log when it does not start.
+    pub fn start(dir: &Path, args: &[&str]) -> Server {
+        Server::start_with_env(dir, args, &[("RUST_LOG", "info")])
+    }
+
+    /// As [`Server::start`], with extra environment variables.
+    pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        use std::io::{BufRead, BufReader};
+        let mut cmd = Command::new(bin());
+        cmd.args(["serve", "--bind", "127.0.0.1:0"])
+            .args(args)
+            .current_dir(dir)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn inquiryd serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = log.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("inquiryd listening on ").nth(1) {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+                sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            }
+        });
+        let mut server = Server {
+            child,
+            base: String::new(),
+            log,
+        };
+        let start = Instant::now();
+        loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(addr) => {
+                    server.base = format!("http://{addr}");
+                    return server;
+                }
+                Err(_) if start.elapsed() > Duration::from_secs(30) => {
+                    panic!("server did not start in 30 s:\n{}", server.log())
+                }
+                Err(_) => {
+                    if let Ok(Some(status)) = server.child.try_wait() {
+                        std::thread::sleep(Duration::from_millis(100));
+                        panic!(
+                            "server exited with {status} before listening:\n{}",
+                            server.log()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// `127.0.0.1:PORT`
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .join("\n")
+    }
+
+    /// Sends a signal (`"TERM"`, `"INT"`, …) with kill(1).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// SIGKILL, and reaps the process.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits up to `limit` for the process to exit; kills it and returns `None` when it does not.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let mut status = None;
+        poll_until(limit, || {
+            status = self.child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        if status.is_none() {
+            self.kill9();
+        }
+        // Let the log reader drain the last lines.
+        std::thread::sleep(Duration::from_millis(100));
+        status
+    }
+
+    /// A blocking client with a timeout, for this server.
+    pub fn client(&self) -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("client")
+    }
+
+    /// `GET getOne?roomId=ROOM` with the given credentials.
+    pub fn get_one(&self, room: &str, auth: Option<(&str, &str)>) -> Resp {
+        let mut req = self.client().get(format!(
+            "{}/api/v1/livechat/inquiries.getOne?roomId={room}",
+            self.base
+        ));
+        if let Some((user, token)) = auth {
+            req = req.header("X-User-Id", user).header("X-Auth-Token", token);
+        }
+        to_resp(req.send().expect("request"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.kill9();
+        }
+    }
+}
+
+/// A raw HTTP/1.1 answer.
+#[derive(Debug)]
+pub struct RawResp {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+/// Sends `request` as is on a new connection and reads one answer (head, then `Content-Length`
+/// bytes of body, or up to EOF). `status` is 0 when the server closed without answering. An error
+/// means no answer within `timeout`: a hang.
+pub fn raw_exchange(addr: &str, request: &[u8], timeout: Duration) -> std::io::Result<RawResp> {
+    use std::io::{ErrorKind, Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    // The server may answer (413, 400) and close before reading everything: a write error is fine.
+    let _ = stream.write_all(request);
+    let mut data = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let deadline = Instant::now() + timeout;
+    let mut head_end = None;
+    loop {
+        if let Some(end) = head_end {
+            let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+            let no_body = request.starts_with(b"HEAD ")
+                || head.starts_with("http/1.1 204")
+                || head.starts_with("http/1.1 304");
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if no_body || len.is_some_and(|n| data.len() >= end + n) {
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(std::io::Error::new(
+                ErrorKind::TimedOut,
+                "no complete answer",
+            ));
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(e);
+            }
+            // A reset after (or instead of) the answer: keep what arrived.
+            Err(_) => break,
+        }
+        if head_end.is_none() {
+            head_end = data
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map(|p| p + 4);
+        }
+    }
+    let Some(end) = head_end else {
+        return Ok(RawResp {
+            status: 0,
+            head: String::from_utf8_lossy(&data).into_owned(),
+            body: Vec::new(),
+        });
+    };
+    let head = String::from_utf8_lossy(&data[..end]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok(RawResp {
+        status,
+        head,
+        body: data[end..].to_vec(),
+    })
+}
+
+/// A small deterministic generator (splitmix64), so generated cases replay from their seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// Seeded from the environment variable `name` when set (to replay a run), else from the clock;
+    /// prints the seed either way.
+    pub fn from_env_or_clock(name: &str) -> Rng {
+        let seed = std::env::var(name)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64)
+            });
+        eprintln!("{name}={seed}");
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next_u64() % 100 < percent
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// Counts of what a load thread saw.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    pub requests: u64,
+    pub failures: Vec<String>,
+}
+
+impl Tally {
+    /// Records a failure, keeping the first few for the report.
+    pub fn fail(&mut self, what: String) {
+        if self.failures.len() < 20 {
+            self.failures.push(what);
+        } else if self.failures.len() == 20 {
+            self.failures.push("…".into());
+        }
+    }
+}
+
+/// Runs `threads` copies of `request` in a loop until `stop` is set; each call returns `Err` with
+/// a description for a failed request. Returns the merged tally.
+pub fn hammer(
+    threads: usize,
+    stop: &std::sync::atomic::AtomicBool,
+    request: impl Fn(&reqwest::blocking::Client) -> Result<(), String> + Sync,
+) -> Tally {
+    use std::sync::atomic::Ordering;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let client = reqwest::blocking::Client::builder()
+                        .timeout(Duration::from_secs(10))
+                        .build()
+                        .expect("client");
+                    let mut tally = Tally::default();
+                    while !stop.load(Ordering::Relaxed) {
+                        tally.requests += 1;
+                        if let Err(e) = request(&client) {
+                            tally.fail(e);
+                        }
+                    }
+                    tally
+                })
+            })
+            .collect();
+        let mut total = Tally::default();
+        for h in handles {
+            let t = h.join().expect("load thread");
+            total.requests += t.requests;
+            for f in t.failures {
+                total.fail(f);
+            }
+        }
+        total
+    })
+}
+
+/// Sets the flag when dropped: load threads stop even when the test body panics inside a
+/// `thread::scope` (which would otherwise wait for them forever).
+pub struct StopOnDrop<'a>(pub &'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}

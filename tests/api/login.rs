@@ -177,3 +177,166 @@ fn repeated_failures_are_throttled_and_the_window_ends() {
     });
     assert!(ok.is_some(), "right password works again after the window");
 }
+
+const THROTTLED: &str = r#"{"success":false,"error":"Too many requests","status":"error","message":"Too many requests"}"#;
+
+#[test]
+fn failures_from_one_address_are_throttled_across_usernames() {
+    let app = spawn_app_with(|c| {
+        c.auth.login_max_failures = 1000;
+        c.auth.login_max_failures_per_address = 5;
+        c.auth.login_window_secs = 3;
+    });
+    app.user_with_token("gus", &["user"]);
+    for i in 0..5 {
+        let r = app.post(
+            "/api/v1/login",
+            &format!(r#"{{"user":"nobody{i}","password":"bad"}}"#),
+            None,
+        );
+        assert_eq!(r.status, 401, "attempt {i}");
+    }
+    // The address has used up its failures: any name, even the right password, waits.
+    for body in [
+        r#"{"user":"someone-else","password":"bad"}"#,
+        r#"{"user":"gus","password":"pw-of-test"}"#,
+    ] {
+        let r = app.post("/api/v1/login", body, None);
+        assert_eq!((r.status, r.body.as_str()), (429, THROTTLED), "{body}");
+        assert_eq!(r.headers["content-type"], "application/json");
+        let wait: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=3).contains(&wait), "Retry-After {wait}");
+    }
+    let ok = poll_until(Duration::from_secs(10), || {
+        app.post(
+            "/api/v1/login",
+            r#"{"user":"gus","password":"pw-of-test"}"#,
+            None,
+        )
+        .status
+            == 200
+    });
+    assert!(ok.is_some(), "right password works again after the window");
+}
+
+#[test]
+fn throttled_attempts_answer_in_rocketchat_shape_per_username() {
+    let app = spawn_app_with(|c| {
+        c.auth.login_max_failures = 2;
+        c.auth.login_window_secs = 60;
+    });
+    app.user_with_token("hugo", &["user"]);
+    for _ in 0..2 {
+        let r = app.post("/api/v1/login", r#"{"user":"HUGO","password":"x"}"#, None);
+        assert_eq!(r.status, 401);
+    }
+    // Usernames count case-insensitively, and another user is not affected.
+    let r = app.post(
+        "/api/v1/login",
+        r#"{"user":"hugo","password":"pw-of-test"}"#,
+        None,
+    );
+    assert_eq!((r.status, r.body.as_str()), (429, THROTTLED));
+    app.user_with_token("iris", &["user"]);
+    let r = app.post(
+        "/api/v1/login",
+        r#"{"user":"iris","password":"pw-of-test"}"#,
+        None,
+    );
+    assert_eq!(r.status, 200);
+}
+
+/// Median of the durations, in microseconds.
+fn median(mut v: Vec<u128>) -> u128 {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+#[test]
+fn unknown_user_and_wrong_password_take_the_same_time() {
+    let app = spawn_app_with(|c| {
+        c.auth.login_max_failures = 1000;
+        c.auth.login_max_failures_per_address = 1000;
+    });
+    app.user_with_token("jude", &["user"]);
+    let time = |body: &str| {
+        let t = std::time::Instant::now();
+        let r = app.post("/api/v1/login", body, None);
+        assert_eq!(r.status, 401, "{body}: {}", r.body);
+        t.elapsed().as_micros()
+    };
+    let wrong = r#"{"user":"jude","password":"not-the-password"}"#;
+    let unknown = r#"{"user":"nobody-at-all","password":"not-the-password"}"#;
+    // Warm up both paths, then interleave so background load hits both alike.
+    time(wrong);
+    time(unknown);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
+        a.push(time(wrong));
+        b.push(time(unknown));
+    }
+    let (ma, mb) = (median(a), median(b));
+    let ratio = ma as f64 / mb as f64;
+    eprintln!("login timing: wrong password {ma} µs, unknown user {mb} µs, ratio {ratio:.2}");
+    assert!(
+        (0.7..=1.4).contains(&ratio),
+        "wrong password {ma} µs vs unknown user {mb} µs (ratio {ratio:.2})"
+    );
+}
+
+#[test]
+fn failed_and_throttled_logins_are_logged_without_secrets() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("plugins")).unwrap();
+    let db = d.path().join("data").join("t.sqlite3");
+    let cfg = d.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        "[auth]\nlogin_max_failures = 2\nlogin_window_secs = 2\n",
+    )
+    .unwrap();
+    let out = cli_with_stdin(
+        &db,
+        &["user", "add", "kurt", "--password-stdin"],
+        Some("kurts-right-password\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut server = Server::start(
+        d.path(),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+        ],
+    );
+    let client = server.client();
+    let login = |password: &str| {
+        client
+            .post(format!("{}/api/v1/login", server.base))
+            .body(format!(r#"{{"user":"kurt","password":"{password}"}}"#))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(login("kurts-wrong-password"), 401);
+    assert_eq!(login("kurts-wrong-password"), 401);
+    assert_eq!(login("kurts-right-password"), 429);
+    let ok = poll_until(Duration::from_secs(10), || {
+        login("kurts-right-password") == 200
+    });
+    assert!(ok.is_some(), "right password works again after the window");
+    server.signal("TERM");
+    assert_eq!(
+        server
+            .wait_exit(Duration::from_secs(10))
+            .and_then(|s| s.code()),
+        Some(0)
+    );
+    let log = server.log();
+    assert!(log.contains("login failed: user \"kurt\""), "{log}");
+    assert!(log.contains("login throttled: user \"kurt\""), "{log}");
+    assert!(log.contains("/api/v1/login\" 429"), "access line: {log}");
+    assert!(!log.contains("kurts-right-password") && !log.contains("kurts-wrong-password"));
+}

@@ -2,9 +2,14 @@
 //! One test binary, one file per feature.
 
 mod cli;
+mod crash;
+mod files;
 mod get_one;
 mod helpers;
+mod hostile;
+mod load;
 mod login;
 mod plugins;
 mod propagation;
 mod python_client;
+mod schema;

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Turns what bench/run collected in WORK/ into the table and the targets check.
+
+usage: report.py WORK [RESULTS.md]
+WORK/rows.tsv          row id, label (in table order)
+WORK/runs/<id>.jsonl   one BENCHJSON object per wrk run of that row
+WORK/meta.json         settings, machine, import, reload, peak RSS (written by bench/run)
+Prints a plain-text report; with RESULTS.md also writes it as Markdown.
+"""
+import json
+import os
+import sys
+
+
+def load(work):
+    rows = []
+    with open(os.path.join(work, "rows.tsv")) as f:
+        for line in f:
+            rid, label = line.rstrip("\n").split("\t", 1)
+            runs = []
+            path = os.path.join(work, "runs", rid + ".jsonl")
+            if os.path.exists(path):
+                with open(path) as r:
+                    runs = [json.loads(x) for x in r if x.strip()]
+            rows.append((rid, label, runs))
+    with open(os.path.join(work, "meta.json")) as f:
+        meta = json.load(f)
+    return rows, meta
+
+
+def rps(run):
+    return run["requests"] / (run["duration_us"] / 1e6)
+
+
+def ms(us):
+    return f"{us / 1000:.2f} ms"
+
+
+def main():
+    work = sys.argv[1]
+    out_md = sys.argv[2] if len(sys.argv) > 2 else None
+    rows, meta = load(work)
+    best = {}
+    for rid, _, runs in rows:
+        if runs:
+            b = max(runs, key=rps)
+            # best of N for each figure on its own: most req/s, lowest p50, lowest p99 (a stall
+            # caused by another process on this shared machine spoils one run, not the row)
+            best[rid] = dict(b, rps=rps(b), p50_us=min(r["p50_us"] for r in runs),
+                             p99_us=min(r["p99_us"] for r in runs), spread=(min(map(rps, runs)), max(map(rps, runs))),
+                             non2xx_all=sum(r["non2xx"] for r in runs),
+                             sockerr_all=sum(r["connect"] + r["read"] + r["write"] + r["timeout"] for r in runs),
+                             n=len(runs))
+    ng = best.get("nginx")
+    rss = meta.get("rss_kib", {})
+
+    table = [["server / row", "req/s (best)", "req/s range", "p50", "p99", "ratio to nginx",
+              "p99 / nginx p99", "non-2xx", "socket errors", "peak RSS"]]
+    for rid, label, runs in rows:
+        b = best.get(rid)
+        if not b:
+            table.append([label, "not run", "", "", "", "", "", "", "", ""])
+            continue
+        ratio = f"{b['rps'] / ng['rps']:.2f}" if ng else "n/a"
+        p99r = f"{b['p99_us'] / ng['p99_us']:.2f}×" if ng and ng["p99_us"] else "n/a"
+        r = rss.get(rid)
+        table.append([label, f"{b['rps']:,.0f}", f"{b['spread'][0]:,.0f}–{b['spread'][1]:,.0f}",
+                      ms(b["p50_us"]), ms(b["p99_us"]), ratio, p99r,
+                      f"{b['non2xx_all']}", f"{b['sockerr_all']}",
+                      f"{r / 1024:.1f} MiB" if r else ""])
+
+    imp = meta.get("import")
+    rel = meta.get("reload")
+    plain, plug = best.get("plain"), best.get("plugins"),
+    rnd, one = best.get("big_random"), best.get("big_fixed")
+    js = best.get("json_server")
+    inq_rss = [v for k, v in rss.items() if k in ("plain", "plugins", "big_random", "big_fixed")]
+
+    def check(name, target, value, ok):
+        return [name, target, value, "holds" if ok else ("FAILS" if ok is not None else "not measured")]
+
+    targets = [["figure", "target", "measured", "verdict"]]
+    if plain and ng:
+        v = plain["rps"] / ng["rps"]
+        targets.append(check("full path, no plugins / nginx static", "≥ 0.80", f"{v:.2f}", v >= 0.80))
+    else:
+        targets.append(check("full path, no plugins / nginx static", "≥ 0.80", "", None))
+    if plug and ng:
+        v = plug["rps"] / ng["rps"]
+        targets.append(check("full path, shipped plugins / nginx static", "≥ 0.60", f"{v:.2f}", v >= 0.60))
+    else:
+        targets.append(check("full path, shipped plugins / nginx static", "≥ 0.60", "", None))
+    if rnd and one:
+        v = rnd["rps"] / one["rps"]
+        extra = f" (vs the 1-room DB row: {rnd['rps'] / plain['rps']:.2f})" if plain else ""
+        targets.append(check("200k inquiries, random rooms / 1 room", "≥ 0.90",
+                             f"{v:.2f}{extra}", v >= 0.90))
+    else:
+        targets.append(check("200k inquiries, random rooms / 1 room", "≥ 0.90", "", None))
+    if plain and ng:
+        v = plain["p99_us"] / ng["p99_us"]
+        vp = f", shipped plugins {plug['p99_us'] / ng['p99_us']:.2f}×" if plug else ""
+        targets.append(check("p99 latency / nginx p99", "≤ 2×", f"no plugins {v:.2f}×{vp}", v <= 2.0))
+    else:
+        targets.append(check("p99 latency / nginx p99", "≤ 2×", "", None))
+    if imp:
+        targets.append(check("import", "≥ 100,000 records/s",
+                             f"{imp['best_rps']:,.0f} records/s", imp["best_rps"] >= 100_000))
+    else:
+        targets.append(check("import", "≥ 100,000 records/s", "", None))
+    if rel:
+        ok = rel["p99_ms"] <= 300 and rel["failures"] == 0
+        targets.append(check("plugin reload, p99", "≤ 300 ms",
+                             f"p50 {rel['p50_ms']} ms, p99 {rel['p99_ms']} ms, {rel['failures']} missed", ok))
+    else:
+        targets.append(check("plugin reload, p99", "≤ 300 ms", "", None))
+    if inq_rss:
+        m = max(inq_rss) / 1024
+        targets.append(check("peak RSS under load", "≤ 64 MiB", f"{m:.1f} MiB (largest inquiryd)", m <= 64))
+    else:
+        targets.append(check("peak RSS under load", "≤ 64 MiB", "", None))
+    if js and plain:
+        v = js["rps"] / plain["rps"]
+        targets.append(check("json-server / inquiryd full path", "≤ 0.10", f"{v:.3f}", v <= 0.10))
+    else:
+        targets.append(check("json-server / inquiryd full path", "≤ 0.10", "json-server not installed", None))
+
+    s = meta["settings"]
+    settings = (f"wrk {s['wrk_version']}: -t{s['threads']} -c{s['connections']} -d{s['duration']}, "
+                f"{s['repeat']} rounds (rows interleaved per round), best of {s['repeat']}; "
+                f"server workers: {s['workers']} (nginx worker_processes: {s['workers']}); "
+                f"server RUST_LOG={s['rust_log']}; load average before/after: "
+                f"{meta['machine'].get('load_before', '?')} / {meta['machine'].get('load', '?')}")
+    other = []
+    if imp:
+        other.append(f"import: {imp['records']:,} NDJSON inquiries ({imp['bytes_per_record']:.0f} B each), "
+                     f"best of {len(imp['seconds'])}: {imp['best_rps']:,.0f} records/s "
+                     f"(runs: {', '.join(f'{x:.2f} s' for x in imp['seconds'])})")
+    if rel:
+        other.append(f"reload: {rel['edits']} edits, p50 {rel['p50_ms']} ms, p99 {rel['p99_ms']} ms "
+                     f"(nearest rank over {rel['edits']} samples: below 100 samples p99 is the slowest), min {rel['min_ms']} ms, "
+                     f"missed {rel['failures']}; samples ms: {rel['samples_ms']}")
+
+    def text_table(t):
+        w = [max(len(str(r[i])) for r in t) for i in range(len(t[0]))]
+        lines = []
+        for j, r in enumerate(t):
+            lines.append("  ".join(str(c).ljust(w[i]) for i, c in enumerate(r)).rstrip())
+            if j == 0:
+                lines.append("  ".join("-" * x for x in w))
+        return "\n".join(lines)
+
+    def md_table(t):
+        lines = ["| " + " | ".join(t[0]) + " |", "|" + "---|" * len(t[0])]
+        lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in t[1:]]
+        return "\n".join(lines)
+
+    print()
+    print(settings)
+    print()
+    print(text_table(table))
+    print()
+    for o in other:
+        print(o)
+    print()
+    print(text_table(targets))
+
+    if out_md:
+        m = meta["machine"]
+        with open(out_md, "w") as f:
+            f.write("# inquiryd benchmark results\n\n")
+            f.write("Written by `bench/run --results bench/RESULTS.md`; see `bench/README.md` for what each row "
+                    "means. Every figure that matters is a ratio between rows of this one run.\n\n")
+            f.write(f"- date: {m['date']}\n- commit: {m['commit']}\n- machine: {m['nproc']} CPUs, "
+                    f"{m['model']}, {m['mem']}\n- kernel: {m['kernel']}\n- {settings}\n\n")
+            f.write("```\n" + m["lscpu"].rstrip() + "\n```\n\n")
+            f.write("## Throughput and latency\n\n" + md_table(table) + "\n\n")
+            for o in other:
+                f.write(f"- {o}\n")
+            f.write("\n## Targets (issue 5)\n\n" + md_table(targets) + "\n")
+
+
+if __name__ == "__main__":
+    main()
