@@ -23,45 +23,63 @@ impl fmt::Display for RecordError {
 }
 
 /// Parses a whole file's text into records, or every problem found (at most `MAX_ERRORS`).
+/// Records are checked and compacted on every core; their order is kept.
 pub fn parse(text: &str) -> Result<Vec<InquiryRecord>, Vec<RecordError>> {
     const MAX_ERRORS: usize = 20;
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
-    let mut records = Vec::new();
-    let mut errors = Vec::new();
-    let mut take = |position: &dyn Fn() -> String, result: Result<InquiryRecord, String>| {
-        match result {
-            Ok(r) => records.push(r),
-            Err(message) => errors.push(RecordError {
-                position: position(),
-                message,
-            }),
-        }
-        errors.len() < MAX_ERRORS
-    };
-    if trimmed.starts_with('[') {
-        // Borrow each element's text: records are checked and compacted one by one, never all
-        // held as trees at once.
-        let items: Vec<&serde_json::value::RawValue> =
+    let is_array = trimmed.starts_with('[');
+    // (number shown in errors, record text): index for an array, line for NDJSON.
+    let items: Vec<(usize, &str)> = if is_array {
+        // Borrow each element's text: no element is built as a tree unless it needs rewriting.
+        let raw: Vec<&serde_json::value::RawValue> =
             serde_json::from_str(trimmed).map_err(|e| {
                 vec![RecordError {
                     position: format!("line {}, column {}", e.line(), e.column()),
                     message: format!("not a JSON array: {e}"),
                 }]
             })?;
-        for (i, item) in items.iter().enumerate() {
-            if !take(&|| format!("record {i}"), record(item.get())) {
-                break;
-            }
-        }
+        raw.into_iter().map(|r| r.get()).enumerate().collect()
     } else {
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() {
-                continue;
-            }
-            if !take(&|| format!("line {}", i + 1), record(line)) {
-                break;
-            }
+        text.lines()
+            .enumerate()
+            .map(|(i, line)| (i + 1, line.trim()))
+            .filter(|(_, line)| !line.is_empty())
+            .collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = items.len().div_ceil(threads).max(1);
+    let results = std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || part.iter().map(|(_, t)| record(t)).collect::<Vec<_>>())
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join())
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .map_err(|_| {
+        vec![RecordError {
+            position: "file".into(),
+            message: "internal error while checking records; nothing imported".into(),
+        }]
+    })?;
+    let mut records = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for ((number, _), result) in items.iter().zip(results.into_iter().flatten()) {
+        match result {
+            Ok(r) => records.push(r),
+            Err(message) if errors.len() < MAX_ERRORS => errors.push(RecordError {
+                position: if is_array {
+                    format!("record {number}")
+                } else {
+                    format!("line {number}")
+                },
+                message,
+            }),
+            Err(_) => {}
         }
     }
     if errors.is_empty() {
@@ -101,12 +119,43 @@ fn record(text: &str) -> Result<InquiryRecord, String> {
     let keys: Keys = serde_json::from_str(text).map_err(not_json)?;
     let id = string_field(keys.id.as_ref(), "_id")?;
     let rid = string_field(keys.rid.as_ref(), "rid")?;
+    if is_compact(text) {
+        // Already compact (mongoexport and most exports are): store the text as it came.
+        return Ok(InquiryRecord {
+            id,
+            rid,
+            doc: text.to_string(),
+        });
+    }
     let mut doc = Vec::with_capacity(text.len());
     let mut de = serde_json::Deserializer::from_str(text);
     serde_transcode::transcode(&mut de, &mut serde_json::Serializer::new(&mut doc))
         .map_err(|e| format!("cannot compact: {e}"))?;
     let doc = String::from_utf8(doc).map_err(|e| format!("cannot compact: {e}"))?;
     Ok(InquiryRecord { id, rid, doc })
+}
+
+/// Whether valid JSON text has no whitespace outside its strings.
+fn is_compact(text: &str) -> bool {
+    let mut in_string = false;
+    let mut escaped = false;
+    for b in text.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b' ' | b'\n' | b'\r' | b'\t' => return false,
+                _ => {}
+            }
+        }
+    }
+    true
 }
 
 fn string_field(value: Option<&Value>, field: &str) -> Result<String, String> {
@@ -249,6 +298,15 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(errs[0].position, "record 1");
+    }
+
+    #[test]
+    fn whitespace_is_compacted_and_compact_text_kept() {
+        let recs = parse("{ \"_id\" : \"a\", \"rid\":\"r\", \"s\": \"x y\\\" z\" }").unwrap();
+        assert_eq!(recs[0].doc, r#"{"_id":"a","rid":"r","s":"x y\" z"}"#);
+        assert!(is_compact(r#"{"a":"b c","d":[1,2]}"#));
+        assert!(!is_compact(r#"{"a":"b c", "d":[1,2]}"#));
+        assert!(!is_compact("{\"a\":\"\\\"\" ,\"b\":1}"));
     }
 
     #[test]
