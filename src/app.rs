@@ -10,6 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::{Condition, Logger};
 use actix_web::{App, HttpServer, web};
 
+use crate::api::livechat::RenderMemo;
 use crate::api::{self, ApiError};
 use crate::auth::cache::PollerHandle;
 use crate::auth::throttle::Throttle;
@@ -116,6 +117,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(WorkerReader::new(db_path.clone()))
+                .app_data(RenderMemo::default())
                 .wrap_fn(reject_large_bodies)
                 .wrap(Condition::new(
                     access_log,

@@ -475,7 +475,8 @@ fn preview(config: &Config, pool: &db::Pool, room: &str, username: &str) -> Resu
         eprintln!("inquiryd: note: user {username:?} is deactivated; the server would answer 401");
     }
     let caller = crate::api::Caller { user, snapshot };
-    let response = crate::api::livechat::respond(&caller, room, &plugins, |rid, out| {
+    let plugins = std::sync::Arc::new(plugins);
+    let response = crate::api::livechat::respond(&caller, room, &plugins, None, |rid, out| {
         let conn = pool.get()?;
         Ok(db::inquiries::append_by_rid(&conn, rid, out)?)
     })

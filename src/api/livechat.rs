@@ -3,6 +3,11 @@
 //! none). Without plugin hooks the stored bytes are sent as they are, wrapped, never re-serialised.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::web::Bytes;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -11,6 +16,7 @@ use super::errors::{InvalidParams, json};
 use super::{ApiError, Caller};
 use crate::app::AppState;
 use crate::db::{self, reader::WorkerReader};
+use crate::plugins::PluginSet;
 
 /// The permission Rocket.Chat requires for this route.
 pub const VIEW_L_ROOM: &str = "view-l-room";
@@ -64,9 +70,69 @@ pub async fn inquiries_get_one(
     let reader = req
         .app_data::<WorkerReader>()
         .ok_or_else(|| ApiError::Internal("worker reader missing".into()))?;
-    respond(&caller, &room_id, &plugins, |rid, out| {
+    let memo = req.app_data::<RenderMemo>();
+    respond(&caller, &room_id, &plugins, memo, |rid, out| {
         Ok(reader.with(|conn| db::inquiries::append_by_rid(conn, rid, out))?)
     })
+}
+
+/// Per-worker memo of bodies rendered with hooks. Rendering is a pure function of the stored
+/// document, the plugin set and the caller as the auth snapshot describes them (unless a template
+/// reads the clock), so an entry is reused only when the document bytes are equal and the set and
+/// snapshot are the very same ones (`Arc::ptr_eq`; the entry holds them, so no address is reused).
+/// Any plugin reload or auth change therefore misses. Bounded: cleared when full.
+#[derive(Default)]
+pub struct RenderMemo {
+    entries: RefCell<HashMap<Box<str>, MemoByRoom>>,
+}
+
+/// One caller's rendered bodies, by room id.
+type MemoByRoom = HashMap<Box<str>, Rendered>;
+
+struct Rendered {
+    plugins: Arc<PluginSet>,
+    snapshot: Arc<crate::auth::AuthSnapshot>,
+    doc: Box<[u8]>,
+    body: Bytes,
+}
+
+/// Entries per worker before the memo starts over.
+const MEMO_CAPACITY: usize = 1024;
+
+impl RenderMemo {
+    fn get(
+        &self,
+        caller: &Caller,
+        rid: &str,
+        plugins: &Arc<PluginSet>,
+        doc: &[u8],
+    ) -> Option<Bytes> {
+        let entries = self.entries.borrow();
+        let hit = entries.get(caller.user.id.as_str())?.get(rid)?;
+        (Arc::ptr_eq(&hit.plugins, plugins)
+            && Arc::ptr_eq(&hit.snapshot, &caller.snapshot)
+            && *hit.doc == *doc)
+            .then(|| hit.body.clone())
+    }
+
+    fn put(&self, caller: &Caller, rid: &str, plugins: &Arc<PluginSet>, doc: &[u8], body: Bytes) {
+        let mut entries = self.entries.borrow_mut();
+        if entries.values().map(MemoByRoom::len).sum::<usize>() >= MEMO_CAPACITY {
+            entries.clear();
+        }
+        entries
+            .entry(caller.user.id.as_str().into())
+            .or_default()
+            .insert(
+                rid.into(),
+                Rendered {
+                    plugins: plugins.clone(),
+                    snapshot: caller.snapshot.clone(),
+                    doc: doc.into(),
+                    body,
+                },
+            );
+    }
 }
 
 /// Permission check, lookup and rendering for an authenticated caller: the 200 body, or the
@@ -75,7 +141,8 @@ pub async fn inquiries_get_one(
 pub fn respond(
     caller: &Caller,
     room_id: &str,
-    plugins: &crate::plugins::PluginSet,
+    plugins: &Arc<PluginSet>,
+    memo: Option<&RenderMemo>,
     lookup: impl FnOnce(&str, &mut Vec<u8>) -> Result<bool, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     if !caller.has_permission(VIEW_L_ROOM) {
@@ -90,16 +157,24 @@ pub fn respond(
         body.extend_from_slice(SUFFIX);
         return Ok(json(StatusCode::OK, body));
     }
-    let doc = std::str::from_utf8(&body[PREFIX.len()..])
+    let doc = &body[PREFIX.len()..];
+    let memo = memo.filter(|_| !plugins.is_time_dependent());
+    if let Some(hit) = memo.and_then(|m| m.get(caller, room_id, plugins, doc)) {
+        return Ok(json(StatusCode::OK, hit));
+    }
+    let text = std::str::from_utf8(doc)
         .map_err(|e| ApiError::Internal(format!("stored inquiry is not UTF-8: {e}")))?;
-    let body = render_with_hooks(doc, plugins, caller)?;
-    Ok(json(StatusCode::OK, body))
+    let rendered = Bytes::from(render_with_hooks(text, plugins, caller)?);
+    if let Some(memo) = memo {
+        memo.put(caller, room_id, plugins, doc, rendered.clone());
+    }
+    Ok(json(StatusCode::OK, rendered))
 }
 
 /// Applies the plugin set to a stored document and renders the full response body.
 pub fn render_with_hooks(
     doc: &str,
-    plugins: &crate::plugins::PluginSet,
+    plugins: &PluginSet,
     caller: &Caller,
 ) -> Result<Vec<u8>, ApiError> {
     let mut inquiry: serde_json::Value = serde_json::from_str(doc)

@@ -114,7 +114,10 @@ pub async fn read_body(mut payload: web::Payload) -> Result<web::BytesMut, ApiEr
     use futures_util::StreamExt;
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("could not read body: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            log::debug!("request body: {e}");
+            ApiError::BadRequest("Could not read the request body".into())
+        })?;
         if body.len() + chunk.len() > crate::app::MAX_BODY {
             return Err(ApiError::PayloadTooLarge);
         }

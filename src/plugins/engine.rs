@@ -49,6 +49,9 @@ pub struct PluginSet {
     hooks: Vec<(u32, u32)>,
     enrich: Vec<Step>,
     redact: Vec<Step>,
+    /// Whether some template reads `${now}`: only then can two applications to the same inquiry
+    /// by the same caller differ.
+    time_dependent: bool,
 }
 
 impl PluginSet {
@@ -80,6 +83,12 @@ impl PluginSet {
                         op: oi as u32,
                         flat_hook,
                     };
+                    if let CompiledOp::Set { value, .. } | CompiledOp::Append { value, .. } = op
+                        && let ValueSource::Template(pieces) = value
+                        && pieces.iter().any(|p| matches!(p, Piece::Now))
+                    {
+                        set.time_dependent = true;
+                    }
                     if op.is_redaction() {
                         set.redact.push(step);
                     } else {
@@ -94,6 +103,12 @@ impl PluginSet {
     /// True when no enabled op exists: the caller may then serve stored bytes untouched.
     pub fn is_empty(&self) -> bool {
         self.enrich.is_empty() && self.redact.is_empty()
+    }
+
+    /// Whether the output can change with the clock (a `${now}` template), so that the same
+    /// inquiry, caller and set may render differently from one request to the next.
+    pub fn is_time_dependent(&self) -> bool {
+        self.time_dependent
     }
 
     /// Number of enabled plugins in the set.

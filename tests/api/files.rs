@@ -295,14 +295,6 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
-fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 #[test]
 fn no_password_or_token_in_the_database_its_wal_or_the_log() {
     const PASSWORD: &str = "Correct-Horse-Battery-Staple-42";

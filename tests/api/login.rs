@@ -4,14 +4,6 @@ use std::time::Duration;
 
 use crate::helpers::*;
 
-fn digest(p: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(p.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 #[test]
 fn login_with_plain_password_gives_a_working_token() {
     let app = spawn_app();
@@ -40,7 +32,7 @@ fn login_with_digest_and_username_field() {
     app.user_with_token("bob", &["user"]);
     let body = format!(
         r#"{{"username":"bob","password":{{"digest":"{}","algorithm":"sha-256"}}}}"#,
-        digest("pw-of-test")
+        sha256_hex("pw-of-test")
     );
     let r = app.post("/api/v1/login", &body, None);
     assert_eq!(r.status, 200, "{}", r.body);

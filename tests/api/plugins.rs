@@ -107,3 +107,37 @@ fn plugins_preview_shows_what_a_user_would_get() {
     let out = app.cli(&["plugins", "preview", "--room", DEMO_ROOM, "--as", "nobody"]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn rendered_answers_follow_role_changes_and_the_clock() {
+    let app = spawn_app();
+    std::fs::write(app.plugins.join("hide.json"), HIDE_TOKEN).unwrap();
+    std::fs::write(
+        app.plugins.join("stamp.json"),
+        r#"{"name":"stamp","hooks":[{"on":"inquiry.response","do":[{"op":"set","path":"/at","value":"${now}"}]}]}"#,
+    )
+    .unwrap();
+    let stamp = || app.get_one(DEMO_ROOM, demo()).json()["inquiry"]["at"].clone();
+    poll_until(Duration::from_secs(3), || stamp().is_string()).expect("plugins in force");
+    // `${now}` answers are never reused.
+    let first = stamp();
+    let changed = poll_until(Duration::from_secs(3), || stamp() != first);
+    assert!(changed.is_some(), "the ${{now}} stamp never moved");
+    std::fs::remove_file(app.plugins.join("stamp.json")).unwrap();
+    poll_until(Duration::from_secs(3), || stamp().is_null()).expect("stamp removed");
+    // Repeated identical requests, then a role change: the next answers follow it.
+    for _ in 0..3 {
+        assert!(
+            app.get_one(DEMO_ROOM, demo()).json()["inquiry"]["v"]
+                .get("token")
+                .is_none()
+        );
+    }
+    let out = app.cli(&["user", "set-roles", "demo.agent", "livechat-manager"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let took = poll_until(Duration::from_secs(3), || {
+        app.get_one(DEMO_ROOM, demo()).json()["inquiry"]["v"]["token"].is_string()
+    })
+    .expect("manager sees the token");
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+}
