@@ -116,7 +116,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .app_data(WorkerReader::new(db_path.clone()))
+                .app_data(worker_reader(&db_path))
                 .app_data(RenderMemo::default())
                 .wrap_fn(reject_large_bodies)
                 .wrap(Condition::new(
@@ -187,6 +187,24 @@ fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send
         };
         log::info!("{name} received: finishing in-flight requests, then stopping");
     })
+}
+
+/// This worker's reader, with a timer that ends its read snapshot when the worker is idle. Called
+/// once per worker, on the worker's own runtime.
+fn worker_reader(path: &std::path::Path) -> std::rc::Rc<WorkerReader> {
+    let reader = std::rc::Rc::new(WorkerReader::new(path.to_path_buf()));
+    let weak = std::rc::Rc::downgrade(&reader);
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(crate::db::reader::SNAPSHOT_AGE);
+        loop {
+            tick.tick().await;
+            match weak.upgrade() {
+                Some(reader) => reader.release_stale(),
+                None => break,
+            }
+        }
+    });
+    reader
 }
 
 /// 413 for a declared body over [`MAX_BODY`] on any route, before a handler reads it.

@@ -68,7 +68,7 @@ pub async fn inquiries_get_one(
     // A point lookup on an index takes microseconds: done inline on the worker's own connection
     // rather than hopping threads or taking a pooled one.
     let reader = req
-        .app_data::<WorkerReader>()
+        .app_data::<std::rc::Rc<WorkerReader>>()
         .ok_or_else(|| ApiError::Internal("worker reader missing".into()))?;
     let memo = req.app_data::<RenderMemo>();
     respond(&caller, &room_id, &plugins, memo, |rid, out| {

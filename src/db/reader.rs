@@ -1,9 +1,13 @@
 //! A read-only connection owned by one HTTP worker thread, for the hot path. Each actix worker is
 //! single-threaded, so its connection needs no pool: no lock handoff, no contention between
-//! workers, and a page cache of its own sized to keep the `rid` index in memory.
+//! workers, and a page cache of its own sized to keep the `rid` index in memory. It also keeps
+//! one read transaction (a snapshot) for up to [`SNAPSHOT_AGE`] across requests, which spares
+//! SQLite's lock round trips per statement; a timer ends it when the worker goes idle, so the WAL
+//! can always be checkpointed. Other processes' writes show within that age.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -11,10 +15,16 @@ use rusqlite::{Connection, OpenFlags};
 /// index of a few hundred thousand inquiries while keeping the process well under 64 MiB.
 const CACHE_KIB: i64 = 8 * 1024;
 
+/// How long one read snapshot serves requests before the next request takes a fresh one. Holding
+/// it spares SQLite's per-statement lock round trips; changes by others show after at most this.
+pub const SNAPSHOT_AGE: Duration = Duration::from_millis(50);
+
 /// Opened lazily on first use, reopened after an error.
 pub struct WorkerReader {
     path: PathBuf,
     conn: RefCell<Option<Connection>>,
+    /// When the open read transaction began, if one is open.
+    snapshot_since: Cell<Option<Instant>>,
 }
 
 impl WorkerReader {
@@ -22,6 +32,7 @@ impl WorkerReader {
         WorkerReader {
             path,
             conn: RefCell::new(None),
+            snapshot_since: Cell::new(None),
         }
     }
 
@@ -35,23 +46,52 @@ impl WorkerReader {
         Ok(conn)
     }
 
-    /// Runs `f` on this worker's connection. On an error the connection is dropped, so the next
-    /// call starts from a fresh one.
+    /// Runs `f` on this worker's connection, inside a read snapshot at most [`SNAPSHOT_AGE`] old.
+    /// On an error the connection is dropped, so the next call starts from a fresh one.
     pub fn with<R>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
     ) -> rusqlite::Result<R> {
         let mut slot = self.conn.borrow_mut();
         if slot.is_none() {
+            self.snapshot_since.set(None);
             *slot = Some(self.open()?);
         }
         let result = match slot.as_ref() {
-            Some(conn) => f(conn),
+            Some(conn) => self.fresh_snapshot(conn).and_then(|()| f(conn)),
             None => Err(rusqlite::Error::InvalidQuery),
         };
         if result.is_err() {
+            self.snapshot_since.set(None);
             *slot = None;
         }
         result
+    }
+
+    fn fresh_snapshot(&self, conn: &Connection) -> rusqlite::Result<()> {
+        match self.snapshot_since.get() {
+            Some(since) if since.elapsed() < SNAPSHOT_AGE => return Ok(()),
+            Some(_) => conn.execute_batch("COMMIT")?,
+            None => {}
+        }
+        conn.execute_batch("BEGIN")?;
+        self.snapshot_since.set(Some(Instant::now()));
+        Ok(())
+    }
+
+    /// Ends a read snapshot older than [`SNAPSHOT_AGE`], so an idle worker never holds one (a
+    /// held snapshot keeps the WAL from being checkpointed past it). Called by a timer.
+    pub fn release_stale(&self) {
+        let Ok(slot) = self.conn.try_borrow() else {
+            return;
+        };
+        if let (Some(conn), Some(since)) = (slot.as_ref(), self.snapshot_since.get())
+            && since.elapsed() >= SNAPSHOT_AGE
+        {
+            self.snapshot_since.set(None);
+            if let Err(e) = conn.execute_batch("COMMIT") {
+                log::debug!("worker reader: ending snapshot: {e}");
+            }
+        }
     }
 }
