@@ -78,9 +78,11 @@ pub async fn inquiries_get_one(
 
 /// Per-worker memo of bodies rendered with hooks. Rendering is a pure function of the stored
 /// document, the plugin set and the caller as the auth snapshot describes them (unless a template
-/// reads the clock), so an entry is reused only when the document bytes are equal and the set and
-/// snapshot are the very same ones (`Arc::ptr_eq`; the entry holds them, so no address is reused).
-/// Any plugin reload or auth change therefore misses. Bounded: cleared when full.
+/// reads the clock), so an entry is reused only when the document bytes are equal, the set is the
+/// very same one (`Arc::ptr_eq`; the entry holds it, so no address is reused) and the snapshot has
+/// the same version. Any plugin reload or auth change therefore misses. The entry keeps the
+/// snapshot's version, not the snapshot, so old snapshots are not held in memory. Bounded:
+/// cleared when full.
 #[derive(Default)]
 pub struct RenderMemo {
     entries: RefCell<HashMap<Box<str>, MemoByRoom>>,
@@ -91,7 +93,7 @@ type MemoByRoom = HashMap<Box<str>, Rendered>;
 
 struct Rendered {
     plugins: Arc<PluginSet>,
-    snapshot: Arc<crate::auth::AuthSnapshot>,
+    auth_version: i64,
     doc: Box<[u8]>,
     body: Bytes,
 }
@@ -110,7 +112,7 @@ impl RenderMemo {
         let entries = self.entries.borrow();
         let hit = entries.get(caller.user.id.as_str())?.get(rid)?;
         (Arc::ptr_eq(&hit.plugins, plugins)
-            && Arc::ptr_eq(&hit.snapshot, &caller.snapshot)
+            && hit.auth_version == caller.snapshot.version()
             && *hit.doc == *doc)
             .then(|| hit.body.clone())
     }
@@ -127,7 +129,7 @@ impl RenderMemo {
                 rid.into(),
                 Rendered {
                     plugins: plugins.clone(),
-                    snapshot: caller.snapshot.clone(),
+                    auth_version: caller.snapshot.version(),
                     doc: doc.into(),
                     body,
                 },

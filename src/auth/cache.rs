@@ -66,6 +66,11 @@ impl AuthSnapshot {
         (entry.expires_at > now && entry.user.active).then_some(&entry.user)
     }
 
+    /// The auth change counter this snapshot was read at: equal versions, equal contents.
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
     /// Whether one of `roles` is listed for `permission`. A missing permission denies.
     pub fn roles_have(&self, roles: &[String], permission: &str) -> bool {
         self.permissions
