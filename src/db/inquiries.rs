@@ -22,11 +22,10 @@ pub fn upsert_all(tx: &Transaction, records: &[InquiryRecord]) -> rusqlite::Resu
     Ok(())
 }
 
-/// Appends the stored document (JSON text) of the inquiry whose `rid` is `rid` to `out`; returns
-/// whether there was one. Copies the text once, straight from SQLite's buffer.
+/// Appends the stored document (JSON text) of the inquiry whose `rid` is `rid` to `out` (the
+/// first stored, should several share it); returns whether there was one. Copies the text once, straight from SQLite's buffer.
 pub fn append_by_rid(conn: &Connection, rid: &str, out: &mut Vec<u8>) -> rusqlite::Result<bool> {
-    let mut stmt =
-        conn.prepare_cached("SELECT doc FROM inquiries WHERE rid = ?1 ORDER BY id LIMIT 1")?;
+    let mut stmt = conn.prepare_cached("SELECT doc FROM inquiries WHERE rid = ?1 LIMIT 1")?;
     let mut rows = stmt.query([rid])?;
     match rows.next()? {
         Some(row) => {

@@ -179,7 +179,7 @@ type Migration = fn(&Transaction) -> rusqlite::Result<()>;
 
 /// Numbered migrations: index + 1 is the schema version (`PRAGMA user_version`) it produces.
 /// Append only; never edit a released one.
-const MIGRATIONS: &[Migration] = &[migration_1];
+const MIGRATIONS: &[Migration] = &[migration_1, migration_2];
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -248,6 +248,16 @@ fn migration_1(tx: &Transaction) -> rusqlite::Result<()> {
         }
     }
     permissions::seed_defaults(tx)
+}
+
+/// The `rid` index without `id`: a third of the size, so a worker's page cache holds all of it
+/// for a few hundred thousand inquiries. Equal `rid`s stay in insertion (rowid) order, which is
+/// the order a lookup returns, as MongoDB's natural order does.
+fn migration_2(tx: &Transaction) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "DROP INDEX inquiries_rid;
+         CREATE INDEX inquiries_rid ON inquiries(rid);",
+    )
 }
 
 /// The auth change counter (see `auth_version`).

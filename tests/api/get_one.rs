@@ -213,3 +213,24 @@ fn shipped_config_and_plugins_answer_the_documented_bytes() {
     let r = app.get_one(DEMO_ROOM, demo());
     assert_eq!(r.body, fixture_compact("inquiries.getOne.200.json"));
 }
+
+#[test]
+fn a_room_with_two_inquiries_answers_the_first_stored() {
+    let app = spawn_app();
+    let file = app.dir.path().join("two.ndjson");
+    std::fs::write(
+        &file,
+        "{\"_id\":\"zz-first\",\"rid\":\"shared-room\"}\n{\"_id\":\"aa-second\",\"rid\":\"shared-room\"}\n",
+    )
+    .unwrap();
+    let out = app.cli(&["inquiry", "import", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let found = poll_until(std::time::Duration::from_secs(1), || {
+        app.get_one("shared-room", demo()).json()["inquiry"]["_id"] == "zz-first"
+    });
+    assert!(
+        found.is_some(),
+        "{}",
+        app.get_one("shared-room", demo()).body
+    );
+}
