@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use inquiryd::app::{DEMO_TOKEN, DEMO_USER_ID};
+use inquiryd::app::DEMO_TOKEN;
 
 use crate::helpers::*;
 
@@ -277,14 +277,7 @@ fn server_killed_under_load_keeps_every_acknowledged_write() {
         });
         let reader = s.spawn(|| {
             hammer(2, &stop, |c| {
-                c.get(format!(
-                    "{base}/api/v1/livechat/inquiries.getOne?roomId={DEMO_ROOM}"
-                ))
-                .header("X-User-Id", DEMO_USER_ID)
-                .header("X-Auth-Token", DEMO_TOKEN)
-                .send()
-                .map(drop)
-                .map_err(|e| e.to_string())
+                demo_get_one(c, &base).map(drop).map_err(|e| e.to_string())
             })
         });
         std::thread::sleep(Duration::from_millis(2500));
@@ -351,10 +344,7 @@ fn sigterm_under_load_finishes_in_flight_requests_and_exits_0() {
     ];
     let mut server = Server::start(d.path(), &args);
     let fixture = fixture_compact("inquiries.getOne.200.json");
-    let url = format!(
-        "{}/api/v1/livechat/inquiries.getOne?roomId={DEMO_ROOM}",
-        server.base
-    );
+    let base = server.base.clone();
     let (uid, tok) = {
         let out = cli_with_stdin(
             &db,
@@ -384,12 +374,7 @@ fn sigterm_under_load_finishes_in_flight_requests_and_exits_0() {
             // must complete with the full body, later ones may only fail to connect.
             hammer(4, &stop, |c| {
                 let started = Instant::now();
-                let result = c
-                    .get(&url)
-                    .header("X-User-Id", DEMO_USER_ID)
-                    .header("X-Auth-Token", DEMO_TOKEN)
-                    .send()
-                    .and_then(|r| Ok((r.status().as_u16(), r.text()?)));
+                let result = demo_get_one(c, &base);
                 let sent_before = signalled.lock().unwrap().is_none_or(|t| started < t);
                 match result {
                     Ok((200, body)) if body == fixture => Ok(()),

@@ -619,3 +619,16 @@ pub fn sha256_hex(s: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// The demo user's request for the demo room on the server at `base`: (status, body).
+pub fn demo_get_one(c: &reqwest::blocking::Client, base: &str) -> reqwest::Result<(u16, String)> {
+    let r = c
+        .get(format!(
+            "{base}/api/v1/livechat/inquiries.getOne?roomId={DEMO_ROOM}"
+        ))
+        .header("X-User-Id", DEMO_USER_ID)
+        .header("X-Auth-Token", DEMO_TOKEN)
+        .send()?;
+    let status = r.status().as_u16();
+    Ok((status, r.text()?))
+}

@@ -7,15 +7,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use inquiryd::app::{DEMO_TOKEN, DEMO_USER_ID};
-
 use crate::helpers::*;
 
 const LOAD_THREADS: usize = 4;
-
-fn get_one_url(base: &str) -> String {
-    format!("{base}/api/v1/livechat/inquiries.getOne?roomId={DEMO_ROOM}")
-}
 
 /// Polls until `check` holds; fails the test past 3 s, returns the time it took.
 fn visible(what: &str, check: impl FnMut() -> bool) -> Duration {
@@ -34,7 +28,6 @@ fn admin_edits_under_load_never_fail_a_request_and_apply_within_a_second() {
     let (walt_id, walt_tok) = app.user_with_token("walt", &["user"]);
     let (lena_id, _) = app.user_with_token("lena", &["livechat-agent"]);
     let fixture = fixture_compact("inquiries.getOne.200.json");
-    let url = get_one_url(&app.base);
     let stop = AtomicBool::new(false);
     let locked = |text: &str| text.to_ascii_lowercase().contains("locked");
 
@@ -45,14 +38,7 @@ fn admin_edits_under_load_never_fail_a_request_and_apply_within_a_second() {
         let _stop = StopOnDrop(&stop);
         let readers = s.spawn(|| {
             hammer(LOAD_THREADS, &stop, |c| {
-                let r = c
-                    .get(&url)
-                    .header("X-User-Id", DEMO_USER_ID)
-                    .header("X-Auth-Token", DEMO_TOKEN)
-                    .send()
-                    .map_err(|e| e.to_string())?;
-                let status = r.status().as_u16();
-                let body = r.text().map_err(|e| e.to_string())?;
+                let (status, body) = demo_get_one(c, &app.base).map_err(|e| e.to_string())?;
                 if status == 200 && body == fixture {
                     Ok(())
                 } else {
@@ -229,7 +215,6 @@ fn plugin_files_rewritten_under_load_never_skip_a_redaction_in_force() {
     visible("redaction", || {
         !app.get_one(DEMO_ROOM, demo()).body.contains(VISITOR_TOKEN)
     });
-    let url = get_one_url(&app.base);
     let stop = AtomicBool::new(false);
     let last_redact = Mutex::new(String::new());
     let mut writes = std::collections::BTreeMap::<&str, u32>::new();
@@ -237,14 +222,7 @@ fn plugin_files_rewritten_under_load_never_skip_a_redaction_in_force() {
         let _stop = StopOnDrop(&stop);
         let load = s.spawn(|| {
             hammer(LOAD_THREADS, &stop, |c| {
-                let r = c
-                    .get(&url)
-                    .header("X-User-Id", DEMO_USER_ID)
-                    .header("X-Auth-Token", DEMO_TOKEN)
-                    .send()
-                    .map_err(|e| e.to_string())?;
-                let status = r.status().as_u16();
-                let body = r.text().map_err(|e| e.to_string())?;
+                let (status, body) = demo_get_one(c, &app.base).map_err(|e| e.to_string())?;
                 if status != 200 {
                     return Err(format!("{status}: {body}"));
                 }
