@@ -14,6 +14,9 @@ use inquiryd::app::DEMO_TOKEN;
 
 use crate::helpers::*;
 
+/// How close before the stop signal a request may begin and still lose the keep-alive race.
+const KEEPALIVE_RACE: Duration = Duration::from_millis(100);
+
 const RECORDS: usize = 200_000;
 
 /// Writes `n` NDJSON inquiries whose `_id`s start with `prefix`.
@@ -375,11 +378,18 @@ fn sigterm_under_load_finishes_in_flight_requests_and_exits_0() {
             hammer(4, &stop, |c| {
                 let started = Instant::now();
                 let result = demo_get_one(c, &base);
-                let sent_before = signalled.lock().unwrap().is_none_or(|t| started < t);
+                let signal_at = *signalled.lock().unwrap();
+                let sent_before = signal_at.is_none_or(|t| started < t);
+                // HTTP's keep-alive race: a request begun just before the signal can be written
+                // onto a connection the stopping server is closing as idle, so it never reached
+                // the server. That is no in-flight loss; the six half-sent logins are the
+                // requests the server had in hand, and each must be answered.
+                let raced_idle_close = signal_at
+                    .is_some_and(|t| t.saturating_duration_since(started) < KEEPALIVE_RACE);
                 match result {
                     Ok((200, body)) if body == fixture => Ok(()),
                     Ok((status, body)) => Err(format!("{status}: {body}")),
-                    Err(_) if !sent_before => Ok(()),
+                    Err(_) if !sent_before || raced_idle_close => Ok(()),
                     Err(e) => Err(format!("request sent before the signal failed: {e}")),
                 }
             })
