@@ -22,71 +22,143 @@ impl fmt::Display for RecordError {
     }
 }
 
+/// At most this many problems are reported per file.
+const MAX_ERRORS: usize = 20;
+
+/// Records checked per unit of work handed between threads.
+const CHUNK: usize = 512;
+
 /// Parses a whole file's text into records, or every problem found (at most `MAX_ERRORS`).
 /// Records are checked and compacted on every core; their order is kept.
-pub fn parse(text: &str) -> Result<Vec<InquiryRecord>, Vec<RecordError>> {
-    const MAX_ERRORS: usize = 20;
-    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
-    let is_array = trimmed.starts_with('[');
-    // (number shown in errors, record text): index for an array, line for NDJSON.
-    let items: Vec<(usize, &str)> = if is_array {
-        // Borrow each element's text: no element is built as a tree unless it needs rewriting.
-        let raw: Vec<&serde_json::value::RawValue> =
-            serde_json::from_str(trimmed).map_err(|e| {
-                vec![RecordError {
-                    position: format!("line {}, column {}", e.line(), e.column()),
-                    message: format!("not a JSON array: {e}"),
-                }]
-            })?;
-        raw.into_iter().map(|r| r.get()).enumerate().collect()
-    } else {
-        text.lines()
-            .enumerate()
-            .map(|(i, line)| (i + 1, line.trim()))
-            .filter(|(_, line)| !line.is_empty())
-            .collect()
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = items.len().div_ceil(threads).max(1);
-    let results = std::thread::scope(|scope| {
-        let workers: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || part.iter().map(|(_, t)| record(t)).collect::<Vec<_>>())
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join())
-            .collect::<Result<Vec<_>, _>>()
+pub fn parse(text: &str) -> Result<Vec<InquiryRecord<'_>>, Vec<RecordError>> {
+    let mut records = Vec::new();
+    check_in_order(text, |chunk| {
+        records.extend(chunk);
+        Ok::<(), std::convert::Infallible>(())
     })
-    .map_err(|_| {
-        vec![RecordError {
+    .map_err(|failure| match failure {
+        Failure::Invalid(errors) => errors,
+        Failure::Sink(never) => match never {},
+    })?;
+    Ok(records)
+}
+
+/// Why [`check_in_order`] stopped.
+enum Failure<E> {
+    /// Bad records (at most `MAX_ERRORS`), in file order.
+    Invalid(Vec<RecordError>),
+    /// The sink failed.
+    Sink(E),
+}
+
+/// Checks a file's records on every core, a chunk at a time, and hands the good chunks to `sink`
+/// in file order while the rest are still being checked (so storing overlaps checking). After the
+/// first bad record `sink` is not called again; checking goes on to report up to `MAX_ERRORS`.
+/// Returns how many records there were.
+fn check_in_order<'a, E>(
+    text: &'a str,
+    mut sink: impl FnMut(Vec<InquiryRecord<'a>>) -> Result<(), E>,
+) -> Result<usize, Failure<E>> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let (is_array, items) = split(text).map_err(|e| Failure::Invalid(vec![e]))?;
+    let chunks: Vec<&[Item]> = items.chunks(CHUNK).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let mut errors = Vec::new();
+    let mut sink_error = None;
+    let finished = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(threads * 2);
+        for _ in 0..threads.min(chunks.len()) {
+            let tx = tx.clone();
+            let (chunks, next, stop) = (&chunks, &next, &stop);
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(part) = chunks.get(i) else { break };
+                    let checked: Vec<_> = part.iter().map(|(_, t)| record(t)).collect();
+                    if tx.send((i, checked)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        // Chunks arrive in any order; each is handled once all before it have been.
+        let mut waiting = std::collections::BTreeMap::new();
+        let mut due = 0;
+        for (i, checked) in rx.iter() {
+            waiting.insert(i, checked);
+            while let Some(checked) = waiting.remove(&due) {
+                let mut good = Vec::with_capacity(checked.len());
+                for ((number, _), result) in chunks[due].iter().zip(checked) {
+                    match result {
+                        Ok(r) => good.push(r),
+                        Err(message) => errors.push(RecordError {
+                            position: if is_array {
+                                format!("record {number}")
+                            } else {
+                                format!("line {number}")
+                            },
+                            message,
+                        }),
+                    }
+                }
+                due += 1;
+                if errors.is_empty()
+                    && let Err(e) = sink(good)
+                {
+                    sink_error = Some(e);
+                }
+                if errors.len() >= MAX_ERRORS || sink_error.is_some() {
+                    stop.store(true, Ordering::Relaxed);
+                    // Dropping the receiver unblocks any thread still sending.
+                    return false;
+                }
+            }
+        }
+        due == chunks.len()
+    });
+    if let Some(e) = sink_error {
+        return Err(Failure::Sink(e));
+    }
+    if !errors.is_empty() {
+        errors.truncate(MAX_ERRORS);
+        return Err(Failure::Invalid(errors));
+    }
+    if !finished {
+        // A checking thread panicked: its chunk never arrived.
+        return Err(Failure::Invalid(vec![RecordError {
             position: "file".into(),
             message: "internal error while checking records; nothing imported".into(),
-        }]
-    })?;
-    let mut records = Vec::with_capacity(items.len());
-    let mut errors = Vec::new();
-    for ((number, _), result) in items.iter().zip(results.into_iter().flatten()) {
-        match result {
-            Ok(r) => records.push(r),
-            Err(message) if errors.len() < MAX_ERRORS => errors.push(RecordError {
-                position: if is_array {
-                    format!("record {number}")
-                } else {
-                    format!("line {number}")
-                },
-                message,
-            }),
-            Err(_) => {}
-        }
+        }]));
     }
-    if errors.is_empty() {
-        Ok(records)
-    } else {
-        Err(errors)
+    Ok(items.len())
+}
+
+/// A record's text with the number shown in errors: its index in a JSON array, its NDJSON line.
+type Item<'a> = (usize, &'a str);
+
+/// Splits a file into its records' texts. Returns whether it is an array.
+fn split(text: &str) -> Result<(bool, Vec<Item<'_>>), RecordError> {
+    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+    if trimmed.starts_with('[') {
+        // Borrow each element's text: no element is built as a tree unless it needs rewriting.
+        let raw: Vec<&serde_json::value::RawValue> =
+            serde_json::from_str(trimmed).map_err(|e| RecordError {
+                position: format!("line {}, column {}", e.line(), e.column()),
+                message: format!("not a JSON array: {e}"),
+            })?;
+        return Ok((true, raw.into_iter().map(|r| r.get()).enumerate().collect()));
     }
+    let lines = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| (i + 1, line.trim()))
+        .filter(|(_, line)| !line.is_empty())
+        .collect();
+    Ok((false, lines))
 }
 
 /// The two fields every record needs; everything else is skipped without being built.
@@ -99,7 +171,7 @@ struct Keys {
 
 /// Checks one document's text and produces its compact form, turning Extended JSON into what
 /// Rocket.Chat's REST API shows.
-fn record(text: &str) -> Result<InquiryRecord, String> {
+fn record(text: &str) -> Result<InquiryRecord<'_>, String> {
     let not_json = |e: serde_json::Error| format!("not JSON (column {}): {e}", e.column());
     if text.contains("\"$") {
         // Extended JSON (keys like `$date`): rewrite through a tree.
@@ -110,7 +182,11 @@ fn record(text: &str) -> Result<InquiryRecord, String> {
         let id = string_field(map.get("_id"), "_id")?;
         let rid = string_field(map.get("rid"), "rid")?;
         let doc = serde_json::to_string(&map).map_err(|e| format!("cannot serialise: {e}"))?;
-        return Ok(InquiryRecord { id, rid, doc });
+        return Ok(InquiryRecord {
+            id,
+            rid,
+            doc: doc.into(),
+        });
     }
     // Plain JSON: stream it to compact form, keeping key order and numbers, without a tree.
     if !text.starts_with('{') {
@@ -124,7 +200,7 @@ fn record(text: &str) -> Result<InquiryRecord, String> {
         return Ok(InquiryRecord {
             id,
             rid,
-            doc: text.to_string(),
+            doc: text.into(),
         });
     }
     let mut doc = Vec::with_capacity(text.len());
@@ -132,7 +208,11 @@ fn record(text: &str) -> Result<InquiryRecord, String> {
     serde_transcode::transcode(&mut de, &mut serde_json::Serializer::new(&mut doc))
         .map_err(|e| format!("cannot compact: {e}"))?;
     let doc = String::from_utf8(doc).map_err(|e| format!("cannot compact: {e}"))?;
-    Ok(InquiryRecord { id, rid, doc })
+    Ok(InquiryRecord {
+        id,
+        rid,
+        doc: doc.into(),
+    })
 }
 
 /// Whether valid JSON text has no whitespace outside its strings.
@@ -309,6 +389,67 @@ mod tests {
         assert!(!is_compact("{\"a\":\"\\\"\" ,\"b\":1}"));
     }
 
+    fn ndjson(lines: usize, bad: &[usize]) -> String {
+        (1..=lines)
+            .map(|n| {
+                if bad.contains(&n) {
+                    format!("{{\"_id\":\"i{n}\"}}\n")
+                } else {
+                    format!("{{\"_id\":\"i{n}\",\"rid\":\"r{n}\"}}\n")
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn records_keep_file_order_across_chunks() {
+        let text = ndjson(CHUNK * 5 + 7, &[]);
+        let recs = parse(&text).unwrap();
+        assert_eq!(recs.len(), CHUNK * 5 + 7);
+        assert!(
+            recs.iter()
+                .enumerate()
+                .all(|(i, r)| r.id == format!("i{}", i + 1))
+        );
+    }
+
+    #[test]
+    fn errors_from_every_chunk_come_in_file_order_and_stop_at_the_limit() {
+        let errs = parse(&ndjson(CHUNK * 4, &[3, CHUNK + 1, CHUNK * 4]))
+            .err()
+            .unwrap();
+        let at: Vec<_> = errs.iter().map(|e| e.position.as_str()).collect();
+        let (second, last) = (format!("line {}", CHUNK + 1), format!("line {}", CHUNK * 4));
+        assert_eq!(at, ["line 3", second.as_str(), last.as_str()]);
+        let many: Vec<usize> = (1..=CHUNK * 3).step_by(7).collect();
+        let errs = parse(&ndjson(CHUNK * 3, &many)).err().unwrap();
+        assert_eq!(errs.len(), MAX_ERRORS);
+        assert_eq!(
+            errs[MAX_ERRORS - 1].position,
+            format!("line {}", many[MAX_ERRORS - 1])
+        );
+    }
+
+    #[test]
+    fn a_bad_record_or_a_failing_sink_stops_storing() {
+        let text = ndjson(CHUNK * 6, &[CHUNK * 2 + 5]);
+        let mut stored = 0;
+        let result = check_in_order(&text, |chunk| {
+            stored += chunk.len();
+            Ok::<(), ()>(())
+        });
+        assert!(matches!(result, Err(Failure::Invalid(e)) if e.len() == 1));
+        assert_eq!(stored, CHUNK * 2, "only the chunks before the bad one");
+        let text = ndjson(CHUNK * 6, &[]);
+        let mut calls = 0;
+        let result = check_in_order(&text, |_| {
+            calls += 1;
+            if calls == 3 { Err("disk full") } else { Ok(()) }
+        });
+        assert!(matches!(result, Err(Failure::Sink("disk full"))));
+        assert_eq!(calls, 3);
+    }
+
     #[test]
     fn key_order_is_kept() {
         let recs = parse(r#"[{"z":1,"_id":"a","rid":"r","b":2}]"#).unwrap();
@@ -336,32 +477,43 @@ pub enum ImportError {
     },
 }
 
-/// Imports one file in one transaction; returns how many records it held.
+/// Imports one file in one transaction; returns how many records it held. Records are stored
+/// while later ones are still being checked; a bad record rolls the whole file back.
 pub fn import_file(
     conn: &mut rusqlite::Connection,
     path: &std::path::Path,
 ) -> Result<usize, ImportError> {
     let shown = path.display().to_string();
+    let started = std::time::Instant::now();
     let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
         path: shown.clone(),
         source,
     })?;
-    let records = parse(&text).map_err(|errors| ImportError::Invalid {
+    let read = started.elapsed();
+    let db_err = |source| ImportError::Db {
         path: shown.clone(),
-        errors,
-    })?;
-    store(conn, &records).map_err(|source| ImportError::Db {
-        path: shown,
         source,
-    })?;
-    Ok(records.len())
-}
-
-/// Upserts records in one immediate transaction.
-pub fn store(conn: &mut rusqlite::Connection, records: &[InquiryRecord]) -> rusqlite::Result<()> {
-    // A large file's pages stay in memory until commit instead of spilling mid-transaction.
-    conn.pragma_update(None, "cache_size", -64 * 1024)?;
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    crate::db::inquiries::upsert_all(&tx, records)?;
-    tx.commit()
+    };
+    // A large file's pages stay in memory longer before spilling to the WAL mid-transaction.
+    conn.pragma_update(None, "cache_size", -64 * 1024)
+        .map_err(db_err)?;
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(db_err)?;
+    let count = check_in_order(&text, |chunk| crate::db::inquiries::upsert_all(&tx, &chunk))
+        .map_err(|failure| match failure {
+            Failure::Invalid(errors) => ImportError::Invalid {
+                path: shown.clone(),
+                errors,
+            },
+            Failure::Sink(source) => db_err(source),
+        })?;
+    let stored = started.elapsed();
+    tx.commit().map_err(db_err)?;
+    log::debug!(
+        "{shown}: {count} records; read {read:.2?}, checked and stored {:.2?}, committed {:.2?}",
+        stored - read,
+        started.elapsed() - stored
+    );
+    Ok(count)
 }

@@ -3,11 +3,12 @@
 use rusqlite::{Connection, Transaction, params};
 
 /// One inquiry ready to store.
-pub struct InquiryRecord {
+pub struct InquiryRecord<'a> {
     pub id: String,
     pub rid: String,
-    /// Compact JSON of the whole document, in the order its keys came.
-    pub doc: String,
+    /// Compact JSON of the whole document, in the order its keys came; borrowed from the file
+    /// when it came compact.
+    pub doc: std::borrow::Cow<'a, str>,
 }
 
 /// Upserts records by `_id` inside the caller's transaction.
@@ -17,7 +18,7 @@ pub fn upsert_all(tx: &Transaction, records: &[InquiryRecord]) -> rusqlite::Resu
          ON CONFLICT(id) DO UPDATE SET rid = excluded.rid, doc = excluded.doc",
     )?;
     for r in records {
-        stmt.execute(params![r.id, r.rid, r.doc])?;
+        stmt.execute(params![r.id, r.rid, r.doc.as_ref()])?;
     }
     Ok(())
 }
