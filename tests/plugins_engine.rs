@@ -1187,6 +1187,47 @@ fn reload_follows_renames_and_editor_save_patterns() {
 }
 
 #[test]
+fn a_save_caught_halfway_is_not_reported_as_an_error() {
+    use std::io::Write;
+    let dir = dir_with(&[("m.json", &marker_plugin("v0"))]);
+    let host = start(&dir);
+    let path = dir.path().join("m.json");
+    let errors_seen = AtomicUsize::new(0);
+    let done = AtomicBool::new(false);
+    thread::scope(|scope| {
+        // Watches health the whole time: an error state, however brief, is counted.
+        scope.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                if host.health()["files"][0]["state"] == "error" {
+                    errors_seen.fetch_add(1, Ordering::Relaxed);
+                }
+                thread::sleep(Duration::from_millis(2));
+            }
+        });
+        for marker in ["v1", "v2", "v3"] {
+            // An in-place save (as `cat >` or a script does): truncate, write the first half,
+            // and the rest after the watcher has had time to read the half-written file.
+            let text = marker_plugin(marker);
+            let (head, tail) = text.split_at(text.len() / 2);
+            let mut file = fs::File::create(&path).expect("truncate");
+            file.write_all(head.as_bytes()).expect("write head");
+            file.sync_data().expect("sync");
+            thread::sleep(inquiryd::plugins::watcher::DEBOUNCE + Duration::from_millis(100));
+            file.write_all(tail.as_bytes()).expect("write tail");
+            drop(file);
+            wait_for(&host, "the whole save", marker_is(marker));
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    assert_eq!(
+        errors_seen.into_inner(),
+        0,
+        "health showed an error for a normal save"
+    );
+    assert_eq!(host.health()["last_error"], Value::Null);
+}
+
+#[test]
 fn an_invalid_edit_keeps_the_last_good_version_and_shows_the_error() {
     let dir = dir_with(&[("m.json", &marker_plugin("good"))]);
     let host = start(&dir);

@@ -602,6 +602,16 @@ impl Inputs {
             .iter()
             .all(|(path, bytes)| read_limited(path, MAX_TABLE_BYTES).ok() == *bytes)
     }
+
+    /// True when some input was modified less than `age` ago (by its mtime).
+    pub fn modified_within(&self, age: std::time::Duration) -> bool {
+        let now = std::time::SystemTime::now();
+        self.0.iter().any(|(path, _)| {
+            std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| now.duration_since(t).is_ok_and(|d| d < age))
+        })
+    }
 }
 
 fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, String> {

@@ -7,7 +7,9 @@
 //! no longer validates keeps its last good version in force and its error is logged; a deleted file, or
 //! one with `"enabled": false`, loses its hooks. A file that disappears is only dropped once it has
 //! stayed missing for [`MISSING_GRACE`], so an editor that deletes before writing never leaves a
-//! window without its redactions. An unreadable directory keeps the set in force.
+//! window without its redactions. A file that fails to load within [`SETTLE`] of its last write is
+//! read again before its error counts, so a save caught halfway is not reported. An unreadable
+//! directory keeps the set in force.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,10 @@ pub const DEBOUNCE: Duration = Duration::from_millis(100);
 pub const RESCAN_EVERY: Duration = Duration::from_secs(2);
 /// How long a vanished file keeps its hooks before it counts as deleted.
 pub const MISSING_GRACE: Duration = Duration::from_millis(250);
+/// A file that fails to load while written less than this long ago is read again (every
+/// [`MISSING_GRACE`]) before its error counts, so a save caught halfway is not reported. Its last
+/// good version stays in force meanwhile; only the error shows later.
+pub const SETTLE: Duration = Duration::from_millis(500);
 
 enum Msg {
     Changed,
@@ -209,7 +215,8 @@ impl Inner {
     }
 
     /// Rescans and swaps in a new set when anything changed. Returns true while some vanished file is
-    /// still within its grace period (the caller then rescans again soon).
+    /// still within its grace period, or some failing file is still settling (the caller then
+    /// rescans again soon).
     fn reload(&self) -> bool {
         let names = match format::list_plugin_files(&self.dir) {
             Ok(n) => n,
@@ -250,8 +257,14 @@ impl Inner {
                     continue;
                 }
             }
-            changed = true;
             let (inputs, result) = format::load_file(&self.dir, &name);
+            if result.is_err() && inputs.modified_within(SETTLE) {
+                // Most likely caught mid-save (an in-place write truncates first): look again
+                // once the file has been quiet for a while, and only then call it an error.
+                pending = true;
+                continue;
+            }
+            changed = true;
             let entry = state.files.entry(name).or_insert_with(|| FileState {
                 inputs: Inputs::default(),
                 last_good: None,
