@@ -68,27 +68,29 @@ fn check_in_order<'a, E>(
     let stop = AtomicBool::new(false);
     let mut errors = Vec::new();
     let mut sink_error = None;
-    let finished = std::thread::scope(|scope| {
+    let (due, panicked) = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel(threads * 2);
-        for _ in 0..threads.min(chunks.len()) {
-            let tx = tx.clone();
-            let (chunks, next, stop) = (&chunks, &next, &stop);
-            scope.spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(part) = chunks.get(i) else { break };
-                    let checked: Vec<_> = part.iter().map(|(_, t)| record(t)).collect();
-                    if tx.send((i, checked)).is_err() {
-                        break;
+        let workers: Vec<_> = (0..threads.min(chunks.len()))
+            .map(|_| {
+                let tx = tx.clone();
+                let (chunks, next, stop) = (&chunks, &next, &stop);
+                scope.spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(part) = chunks.get(i) else { break };
+                        let checked: Vec<_> = part.iter().map(|(_, t)| record(t)).collect();
+                        if tx.send((i, checked)).is_err() {
+                            break;
+                        }
                     }
-                }
-            });
-        }
+                })
+            })
+            .collect();
         drop(tx);
         // Chunks arrive in any order; each is handled once all before it have been.
         let mut waiting = std::collections::BTreeMap::new();
         let mut due = 0;
-        for (i, checked) in rx.iter() {
+        'receive: for (i, checked) in rx.iter() {
             waiting.insert(i, checked);
             while let Some(checked) = waiting.remove(&due) {
                 let mut good = Vec::with_capacity(checked.len());
@@ -113,12 +115,20 @@ fn check_in_order<'a, E>(
                 }
                 if errors.len() >= MAX_ERRORS || sink_error.is_some() {
                     stop.store(true, Ordering::Relaxed);
-                    // Dropping the receiver unblocks any thread still sending.
-                    return false;
+                    break 'receive;
                 }
             }
         }
-        due == chunks.len()
+        // Dropping the receiver unblocks any thread still sending. Joined here, a checking
+        // thread's panic becomes an error for this file instead of ending the process.
+        drop(rx);
+        let panicked = workers
+            .into_iter()
+            .map(|w| w.join())
+            .filter(Result::is_err)
+            .count()
+            > 0;
+        (due, panicked)
     });
     if let Some(e) = sink_error {
         return Err(Failure::Sink(e));
@@ -127,8 +137,7 @@ fn check_in_order<'a, E>(
         errors.truncate(MAX_ERRORS);
         return Err(Failure::Invalid(errors));
     }
-    if !finished {
-        // A checking thread panicked: its chunk never arrived.
+    if panicked || due != chunks.len() {
         return Err(Failure::Invalid(vec![RecordError {
             position: "file".into(),
             message: "internal error while checking records; nothing imported".into(),
