@@ -227,12 +227,7 @@ fn server_killed_under_load_keeps_every_acknowledged_write() {
         Some("lous-password\n"),
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let args = [
-        "--config",
-        cfg.to_str().unwrap(),
-        "--db",
-        db.to_str().unwrap(),
-    ];
+    let args = config_args(&cfg, &db);
     let mut server = Server::start(d.path(), &args);
     let acked: Mutex<Vec<(String, String, &str)>> = Mutex::new(Vec::new());
     let stop = AtomicBool::new(false);
@@ -339,12 +334,7 @@ fn half_sent_login(addr: &str) -> (TcpStream, Vec<u8>) {
 fn sigterm_under_load_finishes_in_flight_requests_and_exits_0() {
     let d = tempfile::tempdir().unwrap();
     let (cfg, db) = demo_config(d.path());
-    let args = [
-        "--config",
-        cfg.to_str().unwrap(),
-        "--db",
-        db.to_str().unwrap(),
-    ];
+    let args = config_args(&cfg, &db);
     let mut server = Server::start(d.path(), &args);
     let fixture = fixture_compact("inquiries.getOne.200.json");
     let base = server.base.clone();
@@ -453,15 +443,7 @@ fn a_signal_right_after_the_listening_line_still_stops_gracefully() {
     for signal in ["TERM", "INT", "TERM"] {
         let d = tempfile::tempdir().unwrap();
         let (cfg, db) = demo_config(d.path());
-        let mut server = Server::start(
-            d.path(),
-            &[
-                "--config",
-                cfg.to_str().unwrap(),
-                "--db",
-                db.to_str().unwrap(),
-            ],
-        );
+        let mut server = Server::start(d.path(), &config_args(&cfg, &db));
         server.signal(signal);
         let status = server.wait_exit(Duration::from_secs(10));
         assert_eq!(

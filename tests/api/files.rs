@@ -248,13 +248,7 @@ fn missing_plugins_dir_is_created_only_when_it_is_the_default() {
     let d = tempfile::tempdir().unwrap();
     let mut server = Server::start(d.path(), &["--db", "x.sqlite3"]);
     assert!(d.path().join("plugins").is_dir());
-    server.signal("TERM");
-    assert_eq!(
-        server
-            .wait_exit(Duration::from_secs(10))
-            .and_then(|s| s.code()),
-        Some(0)
-    );
+    assert_eq!(server.terminate(), Some(0));
     assert!(
         server.log().contains("plugins: created empty directory"),
         "{}",
@@ -317,16 +311,8 @@ fn no_password_or_token_in_the_database_its_wal_or_the_log() {
         Some(&format!("{PASSWORD}\n")),
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let mut server = Server::start_with_env(
-        d.path(),
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "--db",
-            db.to_str().unwrap(),
-        ],
-        &[("RUST_LOG", "debug")],
-    );
+    let mut server =
+        Server::start_with_env(d.path(), &config_args(&cfg, &db), &[("RUST_LOG", "debug")]);
     let client = server.client();
     let login = |body: String| {
         let r = client
@@ -391,13 +377,7 @@ fn no_password_or_token_in_the_database_its_wal_or_the_log() {
             std::fs::read(f).unwrap(),
         ));
     }
-    server.signal("TERM");
-    assert_eq!(
-        server
-            .wait_exit(Duration::from_secs(10))
-            .and_then(|s| s.code()),
-        Some(0)
-    );
+    assert_eq!(server.terminate(), Some(0));
     for f in &files {
         if let Ok(bytes) = std::fs::read(f) {
             artefacts.push((format!("{} (stopped)", f.display()), bytes));

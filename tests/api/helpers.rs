@@ -278,6 +278,12 @@ pub fn raw_status(app: &TestApp, request: &str) -> u16 {
         .unwrap_or(0)
 }
 
+/// `--config CFG --db DB`, the arguments that point a server at a test's own files.
+pub fn config_args<'a>(cfg: &'a Path, db: &'a Path) -> [&'a str; 4] {
+    let s = |p: &'a Path| p.to_str().expect("UTF-8 test path");
+    ["--config", s(cfg), "--db", s(db)]
+}
+
 /// A real `inquiryd serve` process on a free port, with its log (stderr) captured line by line.
 /// Dropping it kills the process if it still runs.
 pub struct Server {
@@ -369,6 +375,14 @@ impl Server {
             .status()
             .is_ok_and(|s| s.success());
         assert!(ok, "kill -{sig} failed");
+    }
+
+    /// SIGTERM, then the exit code once it has exited (within 10 s; `None` if it did not, or
+    /// died by a signal).
+    pub fn terminate(&mut self) -> Option<i32> {
+        self.signal("TERM");
+        self.wait_exit(Duration::from_secs(10))
+            .and_then(|s| s.code())
     }
 
     /// SIGKILL, and reaps the process.

@@ -293,15 +293,7 @@ fn failed_and_throttled_logins_are_logged_without_secrets() {
         Some("kurts-right-password\n"),
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let mut server = Server::start(
-        d.path(),
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            "--db",
-            db.to_str().unwrap(),
-        ],
-    );
+    let mut server = Server::start(d.path(), &config_args(&cfg, &db));
     let client = server.client();
     let login = |password: &str| {
         client
@@ -319,13 +311,7 @@ fn failed_and_throttled_logins_are_logged_without_secrets() {
         login("kurts-right-password") == 200
     });
     assert!(ok.is_some(), "right password works again after the window");
-    server.signal("TERM");
-    assert_eq!(
-        server
-            .wait_exit(Duration::from_secs(10))
-            .and_then(|s| s.code()),
-        Some(0)
-    );
+    assert_eq!(server.terminate(), Some(0));
     let log = server.log();
     assert!(log.contains("login failed: user \"kurt\""), "{log}");
     assert!(log.contains("login throttled: user \"kurt\""), "{log}");
