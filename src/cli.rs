@@ -250,6 +250,10 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                 }),
             }
         }
+        Some(Command::Inquiry(InquiryCommand::Import { files })) => {
+            let config = load_config(&cli, None)?;
+            import(&config.database.path, files)
+        }
         Some(command) => {
             let config = load_config(&cli, None)?;
             let pool = db::open(&config.database.path, 2)?;
@@ -423,24 +427,6 @@ fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Fail
                 println!("{role} did not hold {permission}");
             }
         }
-        Command::Inquiry(InquiryCommand::Import { files }) => {
-            let mut failed = 0;
-            for file in files {
-                match crate::import::import_file(&mut conn, file) {
-                    Ok(n) => println!("{}: imported {n} inquiries", file.display()),
-                    Err(e) => {
-                        eprintln!("inquiryd: {e}");
-                        failed += 1;
-                    }
-                }
-            }
-            if failed > 0 {
-                return Err(Failure::runtime(format!(
-                    "{failed} of {} file(s) not imported",
-                    files.len()
-                )));
-            }
-        }
         Command::Inquiry(InquiryCommand::List) => {
             println!("{:<24}  {:<24}  STATUS", "ROOM ID", "ID");
             crate::db::inquiries::for_each(&conn, |id, rid, status| {
@@ -451,7 +437,72 @@ fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Fail
             drop(conn);
             return preview(config, pool, room, as_user);
         }
-        Command::Serve(_) | Command::Plugins(_) => unreachable!("dispatched before"),
+        Command::Serve(_)
+        | Command::Plugins(_)
+        | Command::Inquiry(InquiryCommand::Import { .. }) => {
+            unreachable!("dispatched before")
+        }
+    }
+    Ok(())
+}
+
+/// `inquiry import FILE…`: each file in its own transaction, all of it or none. Into a database
+/// that does not exist yet, the files are loaded into a new file beside it that is moved into
+/// place at the end (see `db::fresh`): written once instead of twice, and never seen half-built.
+fn import(path: &std::path::Path, files: &[std::path::PathBuf]) -> Result<(), Failure> {
+    use crate::import::{ImportError, import_file};
+    let report = |file: &std::path::Path, result: Result<usize, ImportError>| match result {
+        Ok(n) => {
+            println!("{}: imported {n} inquiries", file.display());
+            true
+        }
+        Err(e) => {
+            eprintln!("inquiryd: {e}");
+            false
+        }
+    };
+    let mut failed = None;
+    if let Some(mut fresh) = db::fresh::FreshDatabase::create(path)? {
+        let results: Vec<_> = files.iter().map(|f| import_file(fresh.conn(), f)).collect();
+        let started = std::time::Instant::now();
+        let placed = fresh.place()?;
+        log::debug!(
+            "database {}: flushed and moved into place in {:.2?}",
+            path.display(),
+            started.elapsed()
+        );
+        match placed {
+            db::fresh::Placed::Yes => {
+                let ok = files
+                    .iter()
+                    .zip(results)
+                    .map(|(f, r)| report(f, r))
+                    .filter(|ok| *ok)
+                    .count();
+                failed = Some(files.len() - ok);
+            }
+            db::fresh::Placed::No(why) => log::warn!(
+                "database {}: built aside but not placed ({why}); importing into it directly",
+                path.display()
+            ),
+        }
+    }
+    let failed = match failed {
+        Some(n) => n,
+        None => {
+            let pool = db::open(path, 1)?;
+            let mut conn = pool.get()?;
+            files
+                .iter()
+                .filter(|f| !report(f, import_file(&mut conn, f)))
+                .count()
+        }
+    };
+    if failed > 0 {
+        return Err(Failure::runtime(format!(
+            "{failed} of {} file(s) not imported",
+            files.len()
+        )));
     }
     Ok(())
 }

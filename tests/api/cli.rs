@@ -150,6 +150,59 @@ fn import_formats_and_all_or_nothing() {
 }
 
 #[test]
+fn import_into_a_new_database_leaves_one_whole_private_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let (d, db) = tmp_db();
+    let good = d.path().join("good.ndjson");
+    std::fs::write(
+        &good,
+        "{\"_id\":\"g1\",\"rid\":\"rg1\"}\n{\"_id\":\"g2\",\"rid\":\"rg2\"}\n",
+    )
+    .unwrap();
+    let bad = d.path().join("bad.ndjson");
+    std::fs::write(&bad, "{\"_id\":\"b1\",\"rid\":\"rb\"}\n{\"_id\":\"b2\"}\n").unwrap();
+    let out = cli_with_stdin(
+        &db,
+        &[
+            "inquiry",
+            "import",
+            good.to_str().unwrap(),
+            bad.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("good.ndjson: imported 2 inquiries"));
+    assert!(stderr(&out).contains("bad.ndjson: nothing imported"));
+    // Built beside it and moved into place: nothing else is left in the directory.
+    let names: Vec<_> = std::fs::read_dir(db.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["x.sqlite3"]);
+    let meta = std::fs::metadata(&db).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    // Header bytes 18 and 19 are 2 in WAL mode, as every database inquiryd opens.
+    let header = std::fs::read(&db).unwrap();
+    assert_eq!(header[18..20], [2, 2]);
+    let list = stdout(&cli_with_stdin(&db, &["inquiry", "list"], None));
+    assert!(list.contains("rg1") && list.contains("rg2"), "{list}");
+    assert!(!list.contains("rb"), "nothing from the bad file: {list}");
+    // It is an ordinary database from then on: users, and imports into it.
+    let out = cli_with_stdin(
+        &db,
+        &["user", "add", "ann", "--role", "livechat-agent"],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::write(&good, "{\"_id\":\"g3\",\"rid\":\"rg3\"}\n").unwrap();
+    let out = cli_with_stdin(&db, &["inquiry", "import", good.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list = stdout(&cli_with_stdin(&db, &["inquiry", "list"], None));
+    assert!(list.contains("rg1") && list.contains("rg3"), "{list}");
+}
+
+#[test]
 fn config_errors_exit_2_naming_the_key() {
     let d = tempfile::tempdir().unwrap();
     let cfg = d.path().join("c.toml");

@@ -194,6 +194,54 @@ fn import_killed_at_random_moments_is_all_or_nothing() {
     );
 }
 
+/// An import into a database that does not exist yet builds it beside its path: killed while it
+/// writes, it leaves no database at all, and the next import takes over the half-built file.
+#[test]
+fn import_into_a_new_database_killed_leaves_nothing_and_can_be_run_again() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("data").join("new.sqlite3");
+    let building = d.path().join("data").join("new.sqlite3.building");
+    let file = d.path().join("all.ndjson");
+    write_ndjson(&file, "new-", RECORDS);
+    let mut child = import_cmd(&db, &file)
+        .current_dir(d.path())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    // A record is about 150 bytes in the file: kill a fifth of the way through.
+    let finished = loop {
+        if child.try_wait().unwrap().is_some() {
+            break true;
+        }
+        if size(&building) >= (RECORDS * 150 / 5) as u64 {
+            let _ = child.kill();
+            let _ = child.wait();
+            break false;
+        }
+        assert!(start.elapsed() < Duration::from_secs(300), "import hung");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    if !finished {
+        assert!(!db.exists(), "no half-built database at the path");
+        assert!(building.exists(), "the kill landed while building");
+    }
+    let out = import_cmd(&db, &file)
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(integrity(&db), "ok");
+    assert_eq!(count_prefix(&db, "new-"), RECORDS);
+    assert!(
+        !building.exists(),
+        "the leftover was taken over and removed"
+    );
+    eprintln!(
+        "new-database import killed after {:.1?} (finished first: {finished})",
+        start.elapsed()
+    );
+}
+
 /// The soak variant: twelve kills. `cargo test -- --ignored import_kill_soak`.
 #[test]
 #[ignore = "soak: several minutes"]
