@@ -194,6 +194,14 @@ fn lock_temp(temp: &Path) -> std::io::Result<Option<File>> {
         let (held, named) = (file.metadata()?, std::fs::metadata(temp));
         if named.is_ok_and(|m| m.dev() == held.dev() && m.ino() == held.ino()) {
             file.set_len(0)?;
+            // A crash between the switch to WAL mode and the close can leave SQLite's files
+            // beside it, which it would apply to the new one.
+            for suffix in ["-wal", "-shm", "-journal"] {
+                match std::fs::remove_file(sibling(temp, suffix)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
             return Ok(Some(file));
         }
     }
@@ -270,10 +278,15 @@ mod tests {
         std::fs::remove_file(sibling(&path, "-wal")).unwrap();
         // A crashed build's file is taken over; a running one's is not.
         std::fs::write(sibling(&path, ".building"), b"left by a crash").unwrap();
+        std::fs::write(sibling(&path, ".building-wal"), b"and its WAL").unwrap();
         let first = FreshDatabase::create(&path)
             .unwrap()
             .expect("leftover reused");
         assert!(FreshDatabase::create(&path).unwrap().is_none(), "busy");
+        assert!(
+            !sibling(&path, ".building-wal").exists(),
+            "stale WAL removed"
+        );
         drop(first);
         assert!(!sibling(&path, ".building").exists(), "dropped: deleted");
         assert!(!path.exists());
