@@ -50,22 +50,25 @@ def main():
                              p99_us=min(r["p99_us"] for r in runs), spread=(min(map(rps, runs)), max(map(rps, runs))),
                              non2xx_all=sum(r["non2xx"] for r in runs),
                              sockerr_all=sum(r["connect"] + r["read"] + r["write"] + r["timeout"] for r in runs),
-                             n=len(runs))
+                             n=len(runs),
+                             cpu_us=min((r["server_cpu_s"] * 1e6 / r["requests"] for r in runs
+                                         if r.get("server_cpu_s") is not None and r["requests"]), default=None))
     ng = best.get("nginx")
     rss = meta.get("rss_kib", {})
 
     table = [["server / row", "req/s (best)", "req/s range", "p50", "p99", "ratio to nginx",
-              "p99 / nginx p99", "non-2xx", "socket errors", "peak RSS"]]
+              "p99 / nginx p99", "server CPU / request", "non-2xx", "socket errors", "peak RSS"]]
     for rid, label, runs in rows:
         b = best.get(rid)
         if not b:
-            table.append([label, "not run", "", "", "", "", "", "", "", ""])
+            table.append([label, "not run", "", "", "", "", "", "", "", "", ""])
             continue
         ratio = f"{b['rps'] / ng['rps']:.2f}" if ng else "n/a"
         p99r = f"{b['p99_us'] / ng['p99_us']:.2f}×" if ng and ng["p99_us"] else "n/a"
         r = rss.get(rid)
         table.append([label, f"{b['rps']:,.0f}", f"{b['spread'][0]:,.0f}–{b['spread'][1]:,.0f}",
                       ms(b["p50_us"]), ms(b["p99_us"]), ratio, p99r,
+                      f"{b['cpu_us']:.1f} µs" if b["cpu_us"] is not None else "",
                       f"{b['non2xx_all']}", f"{b['sockerr_all']}",
                       f"{r / 1024:.1f} MiB" if r else ""])
 
