@@ -116,18 +116,9 @@ fn import_formats_and_all_or_nothing() {
     .unwrap();
     let bad = d.path().join("bad.ndjson");
     std::fs::write(&bad, "{\"_id\":\"b1\",\"rid\":\"rb\"}\n{\"_id\":\"b2\"}\n").unwrap();
-    let out = cli_with_stdin(
-        &db,
-        &[
-            "inquiry",
-            "import",
-            array.to_str().unwrap(),
-            mongo.to_str().unwrap(),
-        ],
-        None,
-    );
+    let out = import_files(&db, &[&array, &mongo]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = cli_with_stdin(&db, &["inquiry", "import", bad.to_str().unwrap()], None);
+    let out = import_files(&db, &[&bad]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("line 2") && err.contains("\"rid\""), "{err}");
@@ -140,11 +131,7 @@ fn import_formats_and_all_or_nothing() {
     assert!(!list.contains("rb"), "nothing from the bad file: {list}");
     // Upsert by _id.
     std::fs::write(&array, r#"[{"_id":"arr-1","rid":"r1","x":2}]"#).unwrap();
-    assert!(
-        cli_with_stdin(&db, &["inquiry", "import", array.to_str().unwrap()], None)
-            .status
-            .success()
-    );
+    assert!(import_files(&db, &[&array]).status.success());
     let out = cli_with_stdin(&db, &["inquiry", "list"], None);
     assert_eq!(stdout(&out).matches("arr-1").count(), 1);
 }
@@ -161,16 +148,7 @@ fn import_into_a_new_database_leaves_one_whole_private_file() {
     .unwrap();
     let bad = d.path().join("bad.ndjson");
     std::fs::write(&bad, "{\"_id\":\"b1\",\"rid\":\"rb\"}\n{\"_id\":\"b2\"}\n").unwrap();
-    let out = cli_with_stdin(
-        &db,
-        &[
-            "inquiry",
-            "import",
-            good.to_str().unwrap(),
-            bad.to_str().unwrap(),
-        ],
-        None,
-    );
+    let out = import_files(&db, &[&good, &bad]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stdout(&out).contains("good.ndjson: imported 2 inquiries"));
     assert!(stderr(&out).contains("bad.ndjson: nothing imported"));
@@ -196,7 +174,7 @@ fn import_into_a_new_database_leaves_one_whole_private_file() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     std::fs::write(&good, "{\"_id\":\"g3\",\"rid\":\"rg3\"}\n").unwrap();
-    let out = cli_with_stdin(&db, &["inquiry", "import", good.to_str().unwrap()], None);
+    let out = import_files(&db, &[&good]);
     assert!(out.status.success(), "{}", stderr(&out));
     let list = stdout(&cli_with_stdin(&db, &["inquiry", "list"], None));
     assert!(list.contains("rg1") && list.contains("rg3"), "{list}");

@@ -50,7 +50,7 @@ fn real_database(dir: &Path) -> PathBuf {
         })
         .collect();
     std::fs::write(&file, lines).unwrap();
-    let out = cli_with_stdin(&db, &["inquiry", "import", file.to_str().unwrap()], None);
+    let out = import_files(&db, &[&file]);
     assert!(out.status.success(), "{}", stderr(&out));
     // The last connection to close checkpoints and removes the WAL: the file is complete alone.
     assert!(!sidecar(&db, "-wal").exists(), "WAL left behind");

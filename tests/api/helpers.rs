@@ -206,6 +206,13 @@ pub fn cli_with_stdin(db: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     child.wait_with_output().expect("wait inquiryd")
 }
 
+/// `inquiryd inquiry import FILE…` against `db`.
+pub fn import_files(db: &Path, files: &[&Path]) -> Output {
+    let mut args = vec!["inquiry", "import"];
+    args.extend(files.iter().map(|f| f.to_str().expect("UTF-8 path")));
+    cli_with_stdin(db, &args, None)
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
