@@ -453,7 +453,8 @@ fn import(path: &std::path::Path, files: &[std::path::PathBuf]) -> Result<(), Fa
     use crate::import::{ImportError, import_file};
     let report = |file: &std::path::Path, result: Result<usize, ImportError>| match result {
         Ok(n) => {
-            println!("{}: imported {n} inquiries", file.display());
+            let noun = if n == 1 { "inquiry" } else { "inquiries" };
+            println!("{}: imported {n} {noun}", file.display());
             true
         }
         Err(e) => {

@@ -138,11 +138,13 @@ impl FreshDatabase {
         let _ = std::fs::remove_file(&self.temp);
         // From here the name may be another build's (once the path is taken, none should start).
         self.temp_ours = false;
-        if let Some(dir) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| open_err(format!("cannot sync directory {}: {e}", dir.display())))?;
-        }
+        let dir = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| open_err(format!("cannot sync directory {}: {e}", dir.display())))?;
         Ok(Placed::Yes)
     }
 
