@@ -48,10 +48,7 @@ impl FreshDatabase {
     /// Returns `None` when it exists, or when another process is building it right now: the
     /// caller then opens it the usual way.
     pub fn create(path: &Path) -> Result<Option<FreshDatabase>, DbError> {
-        let open_err = |message: String| DbError::Open {
-            path: path.to_path_buf(),
-            message,
-        };
+        let open_err = super::open_error(path);
         let taken = |p: &Path| std::fs::symlink_metadata(p).is_ok();
         if taken(path)
             || ["-wal", "-shm", "-journal"]
@@ -60,11 +57,7 @@ impl FreshDatabase {
         {
             return Ok(None);
         }
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                open_err(format!("cannot create directory {}: {e}", parent.display()))
-            })?;
-        }
+        super::create_parent_dir(path)?;
         let temp = sibling(path, ".building");
         let Some(lock) =
             lock_temp(&temp).map_err(|e| open_err(format!("{}: {e}", temp.display())))?
@@ -111,10 +104,7 @@ impl FreshDatabase {
     /// that was not there before, and the temporary file is gone.
     pub fn place(mut self) -> Result<Placed, DbError> {
         let path = self.path.clone();
-        let open_err = |message: String| DbError::Open {
-            path: path.clone(),
-            message,
-        };
+        let open_err = super::open_error(&path);
         let conn = self.conn.take().expect("open until placed");
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {

@@ -46,14 +46,8 @@ pub enum DbError {
 /// Fails without modifying the file when it is not an SQLite database, is corrupt, or has a newer
 /// schema than this build knows.
 pub fn open(path: &Path, pool_size: u32) -> Result<Pool, DbError> {
-    let open_err = |message: String| DbError::Open {
-        path: path.to_path_buf(),
-        message,
-    };
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| open_err(format!("cannot create directory {}: {e}", parent.display())))?;
-    }
+    let open_err = open_error(path);
+    create_parent_dir(path)?;
     create_private(path).map_err(|e| open_err(format!("cannot create: {e}")))?;
     check_existing(path)?;
     {
@@ -72,6 +66,24 @@ pub fn open(path: &Path, pool_size: u32) -> Result<Pool, DbError> {
         .connection_timeout(Duration::from_secs(15))
         .build(manager)?;
     Ok(pool)
+}
+
+/// Makes `DbError::Open` for `path` from a message.
+fn open_error(path: &Path) -> impl Fn(String) -> DbError + '_ {
+    move |message| DbError::Open {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// Creates the directory the database file goes in, if the path names one.
+fn create_parent_dir(path: &Path) -> Result<(), DbError> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => std::fs::create_dir_all(parent).map_err(|e| {
+            open_error(path)(format!("cannot create directory {}: {e}", parent.display()))
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Creates the file with mode 0600 if it does not exist, so no other user can ever read it. The
@@ -93,10 +105,7 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 /// Reads the header and schema version read-only, so a foreign or corrupt file is refused before
 /// anything (WAL mode, migrations) could write to it.
 fn check_existing(path: &Path) -> Result<(), DbError> {
-    let open_err = |message: String| DbError::Open {
-        path: path.to_path_buf(),
-        message,
-    };
+    let open_err = open_error(path);
     let len = std::fs::metadata(path)
         .map_err(|e| open_err(e.to_string()))?
         .len();
