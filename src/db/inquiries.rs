@@ -11,6 +11,17 @@ pub struct InquiryRecord<'a> {
     pub doc: std::borrow::Cow<'a, str>,
 }
 
+impl InquiryRecord<'_> {
+    /// The same record, owning its document.
+    pub fn into_owned(self) -> InquiryRecord<'static> {
+        InquiryRecord {
+            id: self.id,
+            rid: self.rid,
+            doc: std::borrow::Cow::Owned(self.doc.into_owned()),
+        }
+    }
+}
+
 /// Upserts records by `_id` inside the caller's transaction.
 pub fn upsert_all(tx: &Transaction, records: &[InquiryRecord]) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare_cached(
