@@ -112,6 +112,21 @@ fn apply_as(set: &PluginSet, doc: &Value, who: &Who<'_>) -> Value {
     out
 }
 
+/// Renders the stored text `doc` with the set's hooks, as the endpoint does.
+fn render_as(set: &PluginSet, doc: &str, who: &Who<'_>) -> String {
+    let roles: Vec<String> = who.roles.iter().map(|s| s.to_string()).collect();
+    let has = |p: &str| who.perms.contains(&p);
+    let caller = Caller {
+        id: "user-id-1",
+        username: who.username,
+        roles: &roles,
+        has_permission: &has,
+    };
+    let mut out = Vec::new();
+    set.render(doc, &caller, &mut out).expect("renders");
+    String::from_utf8(out).expect("UTF-8")
+}
+
 /// Applies one unconditional plugin with `ops` to `doc` as an unprivileged caller.
 fn run(ops: Value, doc: Value) -> Value {
     apply_as(&set_of(&[("p.json", &ops_plugin(ops))]), &doc, &NOBODY)
@@ -1448,6 +1463,69 @@ fn dropping_the_host_does_not_hang() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// rendering stored text
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn render_keeps_untouched_members_as_stored_and_in_place() {
+    let set = set_of(&[(
+        "p.json",
+        &ops_plugin(json!([
+            { "op": "mask", "path": "/v/token", "keep_start": 0, "keep_end": 0 },
+            { "op": "set", "path": "/title", "value": "${/name}" }
+        ])),
+    )]);
+    let members: Vec<_> = set
+        .members()
+        .expect("no wildcard at the top")
+        .iter()
+        .cloned()
+        .collect();
+    assert_eq!(members, ["name", "title", "v"]);
+    // `n` is stored as written (serde_json would print 100.0), `name` is parsed and printed.
+    let stored = r#"{"_id":"i","n":1e2,"v":{"token":"abc","u":"g"},"name":"G\u0041","s":"\u00e9"}"#;
+    assert_eq!(
+        render_as(&set, stored, &NOBODY),
+        r#"{"_id":"i","n":1e2,"v":{"token":"***","u":"g"},"name":"GA","s":"\u00e9","title":"GA"}"#
+    );
+}
+
+#[test]
+fn render_moves_a_member_taken_out_and_put_back_to_the_end_as_a_whole_apply_does() {
+    let set = set_of(&[(
+        "p.json",
+        &ops_plugin(json!([
+            { "op": "move", "from": "/a", "path": "/tmp" },
+            { "op": "move", "from": "/tmp", "path": "/a" }
+        ])),
+    )]);
+    let stored = r#"{"a":1,"b":2,"c":3}"#;
+    let whole = apply_as(&set, &serde_json::from_str(stored).unwrap(), &NOBODY).to_string();
+    assert_eq!(whole, r#"{"b":2,"c":3,"a":1}"#);
+    assert_eq!(render_as(&set, stored, &NOBODY), whole);
+}
+
+#[test]
+fn a_wildcard_or_the_root_at_the_top_means_the_whole_document() {
+    for path in ["/*/token", "/*"] {
+        let set = set_of(&[(
+            "p.json",
+            &ops_plugin(json!([{ "op": "remove", "path": path }])),
+        )]);
+        assert!(set.members().is_none(), "{path:?}");
+    }
+    let set = set_of(&[(
+        "p.json",
+        &when_plugin(
+            json!({ "inquiry": { "/*": { "exists": true } } }),
+            json!([{ "op": "remove", "path": "/a" }]),
+        ),
+    )]);
+    assert!(set.members().is_none(), "a condition reading every member");
+    assert_eq!(render_as(&set, r#"{"a":1,"b":2}"#, &NOBODY), r#"{"b":2}"#);
+}
+
+// ---------------------------------------------------------------------------------------------
 // property tests
 // ---------------------------------------------------------------------------------------------
 
@@ -1583,6 +1661,27 @@ mod props {
             let text = out.to_string();
             let back: Value = serde_json::from_str(&text).expect("output parses");
             prop_assert_eq!(back, out);
+        }
+
+        #[test]
+        fn rendering_stored_text_equals_applying_to_the_whole_document(
+            doc in json_doc(),
+            plugins in prop::collection::vec((0i64..3, hooks(|_: &String| true, false)), 0..4),
+            agent in any::<bool>(),
+        ) {
+            let doc = match doc {
+                Value::Object(m) => Value::Object(m),
+                other => json!({ "a": other, "x": [1, { "b": 2 }], "v": { "token": "t" } }),
+            };
+            // Two readings of the clock would differ; read the caller instead.
+            let plugins: Vec<(i64, Value)> = plugins
+                .into_iter()
+                .map(|(p, h)| (p, serde_json::from_str(&h.to_string().replace("${now}", "${caller.id}")).unwrap()))
+                .collect();
+            let set = compile(&plugins);
+            let who = Who { username: "u", roles: if agent { &["agent"] } else { &[] }, perms: &[] };
+            let whole = apply_as(&set, &doc, &who).to_string();
+            prop_assert_eq!(render_as(&set, &doc.to_string(), &who), whole);
         }
 
         #[test]

@@ -179,8 +179,6 @@ pub fn render_with_hooks(
     plugins: &PluginSet,
     caller: &Caller,
 ) -> Result<Vec<u8>, ApiError> {
-    let mut inquiry: serde_json::Value = serde_json::from_str(doc)
-        .map_err(|e| ApiError::Internal(format!("stored inquiry is not JSON: {e}")))?;
     let has_permission = |p: &str| caller.has_permission(p);
     let hook_caller = crate::plugins::Caller {
         id: caller.user.id.as_str(),
@@ -188,11 +186,11 @@ pub fn render_with_hooks(
         roles: &caller.user.roles,
         has_permission: &has_permission,
     };
-    plugins.apply(&mut inquiry, &hook_caller);
     let mut body = Vec::with_capacity(doc.len() + 64);
     body.extend_from_slice(PREFIX);
-    serde_json::to_writer(&mut body, &inquiry)
-        .map_err(|e| ApiError::Internal(format!("rendering inquiry: {e}")))?;
+    plugins
+        .render(doc, &hook_caller, &mut body)
+        .map_err(|e| ApiError::Internal(format!("rendering stored inquiry: {e}")))?;
     body.extend_from_slice(SUFFIX);
     Ok(body)
 }

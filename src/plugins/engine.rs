@@ -11,6 +11,7 @@
 //! that would nest deeper than [`MAX_DEPTH`] are skipped, so the response always serializes and parses.
 
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -52,6 +53,9 @@ pub struct PluginSet {
     /// Whether some template reads `${now}`: only then can two applications to the same inquiry
     /// by the same caller differ.
     time_dependent: bool,
+    /// The inquiry's top-level members some hook reads or writes; `None` when one reaches the
+    /// whole document (the root pointer, or `*` first). See [`PluginSet::members`].
+    members: Option<BTreeSet<String>>,
 }
 
 impl PluginSet {
@@ -70,6 +74,7 @@ impl PluginSet {
         });
         let mut set = PluginSet {
             plugins,
+            members: Some(BTreeSet::new()),
             ..PluginSet::default()
         };
         for (pi, plugin) in set.plugins.iter().enumerate() {
@@ -94,10 +99,22 @@ impl PluginSet {
                     } else {
                         set.enrich.push(step);
                     }
+                    op_members(op, &mut set.members);
+                }
+                if let Some(when) = &hook.when {
+                    when_members(when, &mut set.members);
                 }
             }
         }
         set
+    }
+
+    /// The inquiry's top-level members that any hook reads (conditions, templates, sources) or
+    /// writes, or `None` when some pointer reaches the whole document. No hook can observe or
+    /// change any other member, so a renderer may leave those as they were stored, unparsed, at
+    /// their place: the result is the one [`PluginSet::apply`] gives on the whole document.
+    pub fn members(&self) -> Option<&BTreeSet<String>> {
+        self.members.as_ref()
     }
 
     /// True when no enabled op exists: the caller may then serve stored bytes untouched.
@@ -135,6 +152,90 @@ impl PluginSet {
             .get(step.op as usize)
     }
 
+    /// Applies the hooks to a stored document (the text of a JSON object) and writes the result
+    /// as compact JSON to `out`. Only the top-level members some hook reads or writes are parsed
+    /// ([`PluginSet::members`]); the others are copied as stored, in their place, so a render
+    /// costs little more than the members the hooks touch. Fails only on text that is not JSON.
+    pub fn render(
+        &self,
+        doc: &str,
+        caller: &Caller<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), serde_json::Error> {
+        if let Some(members) = &self.members
+            && self.render_members(doc, members, caller, out)?
+        {
+            return Ok(());
+        }
+        let mut inquiry: Value = serde_json::from_str(doc)?;
+        self.apply(&mut inquiry, caller);
+        serde_json::to_writer(out, &inquiry)
+    }
+
+    /// [`PluginSet::render`] parsing only `members`. Returns false, having written nothing, when
+    /// `doc` is not an object or the hooks made it something else.
+    ///
+    /// The order of the result is the one a whole document would get: members stay where they
+    /// are unless a hook takes one out (it is gone, or put back at the end, as serde_json's map
+    /// does). So the touched members are followed by a marker before the hooks run: after them,
+    /// those still before the marker were never taken out and are written in their stored place;
+    /// those after it were (re)inserted, in that order, and go at the end.
+    fn render_members(
+        &self,
+        doc: &str,
+        members: &BTreeSet<String>,
+        caller: &Caller<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, serde_json::Error> {
+        const END: &str = "\u{0}end of the stored members";
+        let Ok(StoredMembers(stored)) = serde_json::from_str::<StoredMembers>(doc) else {
+            return Ok(false);
+        };
+        if members.contains(END) {
+            return Ok(false);
+        }
+        let mut object = Map::new();
+        for (key, raw) in &stored {
+            if members.contains(key.as_ref()) {
+                object.insert(key.to_string(), serde_json::from_str(raw.get())?);
+            }
+        }
+        object.insert(END.to_owned(), Value::Null);
+        let mut inquiry = Value::Object(object);
+        self.apply(&mut inquiry, caller);
+        let Value::Object(object) = &inquiry else {
+            return Ok(false);
+        };
+        let mut entries = object.iter();
+        let kept: Vec<_> = entries.by_ref().take_while(|(k, _)| *k != END).collect();
+        let mut first = true;
+        let mut member = |out: &mut Vec<u8>, key: &str| -> Result<(), serde_json::Error> {
+            out.push(if first { b'{' } else { b',' });
+            first = false;
+            serde_json::to_writer(&mut *out, key)?;
+            out.push(b':');
+            Ok(())
+        };
+        for (key, raw) in &stored {
+            if !members.contains(key.as_ref()) {
+                member(out, key)?;
+                out.extend_from_slice(raw.get().as_bytes());
+            } else if let Some((_, value)) = kept.iter().find(|(k, _)| k.as_str() == key) {
+                member(out, key)?;
+                serde_json::to_writer(&mut *out, value)?;
+            }
+        }
+        for (key, value) in entries {
+            member(out, key)?;
+            serde_json::to_writer(&mut *out, value)?;
+        }
+        if first {
+            out.push(b'{');
+        }
+        out.push(b'}');
+        Ok(true)
+    }
+
     /// Runs every hook on `inquiry`: enrichments, then redactions. Never panics, never loops.
     pub fn apply(&self, inquiry: &mut Value, caller: &Caller<'_>) {
         if self.is_empty() {
@@ -169,6 +270,105 @@ impl PluginSet {
                 redact(op, inquiry);
             }
         }
+    }
+}
+
+/// A stored object's members in order, their values unparsed and their names borrowed unless
+/// escaped. A repeated name keeps its first place and its last value, as serde_json's map does.
+struct StoredMembers<'a>(Vec<(std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for StoredMembers<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use std::borrow::Cow;
+        struct Name<'a>(Cow<'a, str>);
+        impl<'de> serde::Deserialize<'de> for Name<'de> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = Name<'de>;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("a member name")
+                    }
+                    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Name<'de>, E> {
+                        Ok(Name(Cow::Borrowed(s)))
+                    }
+                    fn visit_str<E>(self, s: &str) -> Result<Name<'de>, E> {
+                        Ok(Name(Cow::Owned(s.to_owned())))
+                    }
+                }
+                d.deserialize_str(V)
+            }
+        }
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = StoredMembers<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<StoredMembers<'de>, A::Error> {
+                let mut members: Vec<(Cow<'de, str>, &'de serde_json::value::RawValue)> =
+                    Vec::with_capacity(32);
+                while let Some(Name(name)) = map.next_key()? {
+                    let value = map.next_value()?;
+                    match members.iter_mut().find(|(n, _)| *n == name) {
+                        Some(slot) => slot.1 = value,
+                        None => members.push((name, value)),
+                    }
+                }
+                Ok(StoredMembers(members))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Adds the top-level member `pointer` starts at to `members`; the root or `*` makes it `None`.
+fn pointer_member(pointer: &Pointer, members: &mut Option<BTreeSet<String>>) {
+    match (pointer.segs.first(), members.as_mut()) {
+        (Some(Seg::Key(k)), Some(set)) => {
+            set.insert(k.clone());
+        }
+        _ => *members = None,
+    }
+}
+
+fn op_members(op: &CompiledOp, members: &mut Option<BTreeSet<String>>) {
+    let mut pointers = Vec::new();
+    let mut source = None;
+    match op {
+        CompiledOp::Set { path, value } | CompiledOp::Append { path, value } => {
+            pointers.push(path);
+            source = Some(value);
+        }
+        CompiledOp::Copy { from, path } | CompiledOp::Move { from, path } => {
+            pointers.extend([from, path]);
+        }
+        CompiledOp::Lookup { path, key, .. } => pointers.extend([path, key]),
+        CompiledOp::Remove { path }
+        | CompiledOp::Mask { path, .. }
+        | CompiledOp::Hash { path }
+        | CompiledOp::Truncate { path, .. } => pointers.push(path),
+    }
+    if let Some(ValueSource::Template(pieces)) = source {
+        pointers.extend(pieces.iter().filter_map(|piece| match piece {
+            Piece::Pointer(p) => Some(p),
+            _ => None,
+        }));
+    }
+    for p in pointers {
+        pointer_member(p, members);
+    }
+}
+
+fn when_members(when: &CompiledWhen, members: &mut Option<BTreeSet<String>>) {
+    for test in &when.inquiry {
+        pointer_member(&test.pointer, members);
+    }
+    for any in when.any.iter().flatten() {
+        when_members(any, members);
     }
 }
 
