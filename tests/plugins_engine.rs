@@ -98,33 +98,33 @@ const NOBODY: Who<'static> = Who {
     perms: &[],
 };
 
-fn apply_as(set: &PluginSet, doc: &Value, who: &Who<'_>) -> Value {
+/// Runs `f` with `who` as the hooks' caller (user id `user-id-1`).
+fn as_caller<R>(who: &Who<'_>, f: impl FnOnce(&Caller<'_>) -> R) -> R {
     let roles: Vec<String> = who.roles.iter().map(|s| s.to_string()).collect();
     let has = |p: &str| who.perms.contains(&p);
-    let caller = Caller {
+    f(&Caller {
         id: "user-id-1",
         username: who.username,
         roles: &roles,
         has_permission: &has,
-    };
-    let mut out = doc.clone();
-    set.apply(&mut out, &caller);
-    out
+    })
+}
+
+fn apply_as(set: &PluginSet, doc: &Value, who: &Who<'_>) -> Value {
+    as_caller(who, |caller| {
+        let mut out = doc.clone();
+        set.apply(&mut out, caller);
+        out
+    })
 }
 
 /// Renders the stored text `doc` with the set's hooks, as the endpoint does.
 fn render_as(set: &PluginSet, doc: &str, who: &Who<'_>) -> String {
-    let roles: Vec<String> = who.roles.iter().map(|s| s.to_string()).collect();
-    let has = |p: &str| who.perms.contains(&p);
-    let caller = Caller {
-        id: "user-id-1",
-        username: who.username,
-        roles: &roles,
-        has_permission: &has,
-    };
-    let mut out = Vec::new();
-    set.render(doc, &caller, &mut out).expect("renders");
-    String::from_utf8(out).expect("UTF-8")
+    as_caller(who, |caller| {
+        let mut out = Vec::new();
+        set.render(doc, caller, &mut out).expect("renders");
+        String::from_utf8(out).expect("UTF-8")
+    })
 }
 
 /// Applies one unconditional plugin with `ops` to `doc` as an unprivileged caller.
