@@ -77,7 +77,7 @@ def main():
     plain, plug = best.get("plain"), best.get("plugins"),
     rnd, one = best.get("big_random"), best.get("big_fixed")
     js = best.get("json_server")
-    inq_rss = [v for k, v in rss.items() if k in ("plain", "plugins", "big_random", "big_fixed")]
+    inq_rss = [v for k, v in rss.items() if k in ("plain", "plugins", "big_random", "big_fixed", "big_plugins_random")]
 
     def check(name, target, value, ok):
         return [name, target, value, "holds" if ok else ("FAILS" if ok is not None else "not measured")]
