@@ -109,8 +109,7 @@ impl Source {
                 units,
             });
         }
-        let bom = if block.starts_with('\u{feff}') { 3 } else { 0 };
-        let items = lines(&block, bom, 1).0;
+        let items = lines(&block, 1).0;
         Ok(Source::Whole {
             is_array: false,
             units: chunk(&block, items),
@@ -139,12 +138,17 @@ impl Source {
     }
 }
 
-/// Every line of `text` from `from` with its number (the first is `first`), trimmed; empty lines
-/// left out. Also returns the number the next line would have.
-fn lines(text: &str, from: usize, first: usize) -> (Vec<(usize, Range<usize>)>, usize) {
+/// Every line of `text` with its number (the first is `first`), trimmed; empty lines left out.
+/// At the start of the file (`first` is 1) a byte-order mark is skipped. Also returns the number
+/// the next line would have.
+fn lines(text: &str, first: usize) -> (Vec<(usize, Range<usize>)>, usize) {
     let mut items = Vec::new();
     let mut number = first;
-    let mut at = from;
+    let mut at = if first == 1 && text.starts_with('\u{feff}') {
+        '\u{feff}'.len_utf8()
+    } else {
+        0
+    };
     while at < text.len() {
         let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
         let line = &text[at..end];
@@ -182,7 +186,6 @@ fn read_lines(
     let mut carry: Vec<u8> = Vec::new();
     let mut number = 1;
     let mut sent = 0;
-    let mut first = true;
     loop {
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
             return Ok(sent);
@@ -209,13 +212,7 @@ fn read_lines(
             return Ok(sent);
         }
         let text = String::from_utf8(buf).map_err(|e| not_utf8(number, &e))?;
-        let from = if first && text.starts_with('\u{feff}') {
-            3
-        } else {
-            0
-        };
-        first = false;
-        let (items, next) = lines(&text, from, number);
+        let (items, next) = lines(&text, number);
         number = next;
         for unit in chunk(&Arc::new(text), items) {
             if !send(unit) {
@@ -248,9 +245,9 @@ enum Doc {
     Rewritten(String),
 }
 
-/// Checks a file's records on all cores but one (the caller's, which stores), a unit at a time, and hands the good ones to `sink`
-/// in file order while the rest are still being read and checked (so reading, checking and
-/// storing overlap). After the first bad record `sink` is not called again; checking goes on to
+/// Checks a file's records on all cores but one (the caller's, which stores), a unit at a time,
+/// and hands the good ones to `sink` in file order while the rest are still being read and
+/// checked (so reading, checking and storing overlap). After the first bad record `sink` is not called again; checking goes on to
 /// report up to `MAX_ERRORS`. Returns how many records there were.
 fn check_in_order<E>(
     source: Source,

@@ -50,11 +50,7 @@ impl FreshDatabase {
     pub fn create(path: &Path) -> Result<Option<FreshDatabase>, DbError> {
         let open_err = super::open_error(path);
         let taken = |p: &Path| std::fs::symlink_metadata(p).is_ok();
-        if taken(path)
-            || ["-wal", "-shm", "-journal"]
-                .iter()
-                .any(|s| taken(&sibling(path, s)))
-        {
+        if taken(path) || SIDECARS.iter().any(|s| taken(&sibling(path, s))) {
             return Ok(None);
         }
         super::create_parent_dir(path)?;
@@ -157,6 +153,9 @@ impl Drop for FreshDatabase {
     }
 }
 
+/// The files SQLite keeps beside a database, by suffix; it applies a WAL or journal it finds.
+const SIDECARS: [&str; 3] = ["-wal", "-shm", "-journal"];
+
 /// `path` with `suffix` appended to its file name.
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
@@ -188,7 +187,7 @@ fn lock_temp(temp: &Path) -> std::io::Result<Option<File>> {
             file.set_len(0)?;
             // A crash between the switch to WAL mode and the close can leave SQLite's files
             // beside it, which it would apply to the new one.
-            for suffix in ["-wal", "-shm", "-journal"] {
+            for suffix in SIDECARS {
                 match std::fs::remove_file(sibling(temp, suffix)) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                     _ => {}
