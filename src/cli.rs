@@ -493,10 +493,12 @@ fn import(path: &std::path::Path, files: &[std::path::PathBuf]) -> Result<(), Fa
         None => {
             let pool = db::open(path, 1)?;
             let mut conn = pool.get()?;
-            files
-                .iter()
-                .filter(|f| !report(f, import_file(&mut conn, f)))
-                .count()
+            db::bulk::write_through_journal_if_alone(&mut conn, path, |conn| {
+                files
+                    .iter()
+                    .filter(|f| !report(f, import_file(conn, f)))
+                    .count()
+            })
         }
     };
     if failed > 0 {

@@ -8,17 +8,11 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
-use std::time::Duration;
 
 use rusqlite::Connection;
 
-use super::DbError;
-
-/// How often the file's written pages are pushed to the disk while it is being built, so the
-/// final flush has little left to do and the disk works while the CPU does.
-const FLUSH_EVERY: Duration = Duration::from_millis(50);
+use super::bulk::Flusher;
+use super::{DbError, SIDECARS, sibling};
 
 /// A database being built at `<path>.building`, locked by this process; dropped unplaced, it is
 /// deleted.
@@ -28,7 +22,8 @@ pub struct FreshDatabase {
     conn: Option<Connection>,
     /// Holds the `flock` that marks the temporary file as in use.
     lock: File,
-    flusher: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
+    /// Pushes the file's pages to the disk while it grows.
+    flusher: Option<Flusher>,
     /// Whether the temporary file is still ours to delete.
     temp_ours: bool,
 }
@@ -73,7 +68,7 @@ impl FreshDatabase {
             other => other,
         })?;
         fresh.conn = Some(conn);
-        fresh.flusher = fresh.lock.try_clone().ok().map(spawn_flusher);
+        fresh.flusher = fresh.lock.try_clone().ok().map(Flusher::start);
         Ok(Some(fresh))
     }
 
@@ -109,7 +104,7 @@ impl FreshDatabase {
             )));
         }
         conn.close().map_err(|(_, e)| e)?;
-        self.stop_flusher();
+        drop(self.flusher.take());
         self.lock
             .sync_all()
             .map_err(|e| open_err(format!("cannot write {}: {e}", self.temp.display())))?;
@@ -133,34 +128,17 @@ impl FreshDatabase {
             .map_err(|e| open_err(format!("cannot sync directory {}: {e}", dir.display())))?;
         Ok(Placed::Yes)
     }
-
-    fn stop_flusher(&mut self) {
-        if let Some((stop, handle)) = self.flusher.take() {
-            drop(stop);
-            let _ = handle.join();
-        }
-    }
 }
 
 impl Drop for FreshDatabase {
     fn drop(&mut self) {
         // SQLite's file first, so no write of its lands after the unlink; the lock last.
         drop(self.conn.take());
-        self.stop_flusher();
+        drop(self.flusher.take());
         if self.temp_ours {
             let _ = std::fs::remove_file(&self.temp);
         }
     }
-}
-
-/// The files SQLite keeps beside a database, by suffix; it applies a WAL or journal it finds.
-const SIDECARS: [&str; 3] = ["-wal", "-shm", "-journal"];
-
-/// `path` with `suffix` appended to its file name.
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 /// Creates (mode 0600) or takes over the temporary file and locks it, emptied. `None` when another
@@ -196,19 +174,6 @@ fn lock_temp(temp: &Path) -> std::io::Result<Option<File>> {
             return Ok(Some(file));
         }
     }
-}
-
-/// Calls `fdatasync` on the file every [`FLUSH_EVERY`] until the sender is dropped.
-fn spawn_flusher(file: File) -> (mpsc::Sender<()>, JoinHandle<()>) {
-    let (stop, stopped) = mpsc::channel::<()>();
-    let handle = std::thread::spawn(move || {
-        while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(FLUSH_EVERY) {
-            if let Err(e) = file.sync_data() {
-                log::debug!("background flush: {e}");
-            }
-        }
-    });
-    (stop, handle)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! newer inquiryd), the r2d2 pool with its per-connection pragmas, and the numbered migrations.
 //! Queries live in one file per table family: `users`, `tokens`, `permissions`, `inquiries`.
 
+pub mod bulk;
 pub mod fresh;
 pub mod inquiries;
 pub mod permissions;
@@ -86,6 +87,16 @@ fn create_parent_dir(path: &Path) -> Result<(), DbError> {
     }
 }
 
+/// The files SQLite keeps beside a database, by suffix; it applies a WAL or journal it finds.
+const SIDECARS: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+/// `path` with `suffix` appended to its file name.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// Creates the file with mode 0600 if it does not exist, so no other user can ever read it. The
 /// WAL and shm files SQLite creates later take the database file's permissions.
 fn create_private(path: &Path) -> std::io::Result<()> {
@@ -106,6 +117,7 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 /// anything (WAL mode, migrations) could write to it.
 fn check_existing(path: &Path) -> Result<(), DbError> {
     let open_err = open_error(path);
+    roll_back_interrupted_write(path)?;
     let len = std::fs::metadata(path)
         .map_err(|e| open_err(e.to_string()))?
         .len();
@@ -128,7 +140,14 @@ fn check_existing(path: &Path) -> Result<(), DbError> {
     .map_err(|e| open_err(e.to_string()))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| open_err(e.to_string()))?;
-    let not_ours = |e: rusqlite::Error| open_err(format!("not a usable SQLite database: {e}"));
+    let not_ours = |e: rusqlite::Error| match e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseBusy => {
+            open_err(format!(
+                "another process holds it locked for writing ({e}): an `inquiry import` with no server running writes through a rollback journal; try again when it is done"
+            ))
+        }
+        e => open_err(format!("not a usable SQLite database: {e}")),
+    };
     // Reading the schema is what fails on a file that is not SQLite.
     let tables: i64 = conn
         .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
@@ -141,6 +160,39 @@ fn check_existing(path: &Path) -> Result<(), DbError> {
         return Err(open_err(
             "holds tables but no inquiryd schema version; refusing to touch it".into(),
         ));
+    }
+    Ok(())
+}
+
+/// A write through a rollback journal (an import while nothing else had the database open) that
+/// was interrupted leaves its journal beside the file, and the file half-written. SQLite puts the
+/// old pages back from such a "hot" journal when a connection that may write next reads the
+/// database; a read-only one cannot, and fails with `SQLITE_READONLY_ROLLBACK`, which is also how
+/// a hot journal is told from the journal of an import still at work. So a read-only probe first,
+/// and on that answer a connection that may write reads the file.
+fn roll_back_interrupted_write(path: &Path) -> Result<(), DbError> {
+    if !sibling(path, "-journal").exists() {
+        return Ok(());
+    }
+    let open_err = open_error(path);
+    let read_schema = |flags: OpenFlags| -> rusqlite::Result<i64> {
+        let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+    };
+    match read_schema(OpenFlags::SQLITE_OPEN_READ_ONLY) {
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.extended_code == rusqlite::ffi::SQLITE_READONLY_ROLLBACK =>
+        {
+            read_schema(OpenFlags::SQLITE_OPEN_READ_WRITE)
+                .map_err(|e| open_err(format!("cannot roll back an interrupted write: {e}")))?;
+            log::warn!(
+                "database {}: rolled back a write that was interrupted (its journal was left beside it)",
+                path.display()
+            );
+        }
+        // Not hot (a writer is at work), or not a database: the checks that follow say which.
+        _ => {}
     }
     Ok(())
 }
@@ -296,4 +348,61 @@ pub fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta_rows(path: &Path) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM meta", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// A journal whose writer is at work is left to it; the same files with the writer gone
+    /// (copied mid-transaction, as a kill -9 leaves them) are rolled back on open.
+    #[test]
+    fn a_live_journal_is_left_alone_and_a_hot_one_rolled_back() {
+        let d = tempfile::tempdir().unwrap();
+        let live = d.path().join("live.sqlite3");
+        let mut writer = Connection::open(&live).unwrap();
+        apply_pragmas(&mut writer).unwrap();
+        migrate(&mut writer, &live).unwrap();
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = DELETE;
+                 BEGIN IMMEDIATE;
+                 INSERT INTO meta VALUES ('k', 'v');",
+            )
+            .unwrap();
+        assert!(sibling(&live, "-journal").exists());
+        check_existing(&live).unwrap();
+        assert!(
+            sibling(&live, "-journal").exists(),
+            "the writer's journal is untouched"
+        );
+
+        // Enough rows through a one-page cache that the writer syncs its journal and writes pages
+        // into the file: a kill from here on leaves a journal SQLite must play back.
+        writer.pragma_update(None, "cache_size", 1).unwrap();
+        for i in 0..2_000 {
+            writer
+                .execute(
+                    "INSERT INTO meta VALUES (?1, ?2)",
+                    (format!("key-{i}"), "x".repeat(200)),
+                )
+                .unwrap();
+        }
+        let hot = d.path().join("hot.sqlite3");
+        std::fs::copy(&live, &hot).unwrap();
+        std::fs::copy(sibling(&live, "-journal"), sibling(&hot, "-journal")).unwrap();
+        check_existing(&hot).unwrap();
+        assert!(!sibling(&hot, "-journal").exists(), "rolled back");
+        assert_eq!(meta_rows(&hot), 0);
+
+        writer.execute_batch("COMMIT").unwrap();
+        assert_eq!(meta_rows(&live), 2_001);
+    }
 }

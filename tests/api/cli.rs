@@ -180,6 +180,47 @@ fn import_into_a_new_database_leaves_one_whole_private_file() {
     assert!(list.contains("rg1") && list.contains("rg3"), "{list}");
 }
 
+/// Into an existing database nothing else has open, an import writes through a rollback journal
+/// (each page once) and leaves the database in WAL mode with no journal beside it; with another
+/// connection open (a server) it goes through the WAL without waiting for that one to close.
+#[test]
+fn import_into_an_existing_database_alone_or_shared_leaves_it_in_wal_mode() {
+    let (d, db) = tmp_db();
+    let out = cli_with_stdin(&db, &["inquiry", "list"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let header_mode = |db: &std::path::Path| std::fs::read(db).unwrap()[18..20].to_vec();
+    let journal = d.path().join("data").join("x.sqlite3-journal");
+    let good = d.path().join("good.ndjson");
+    std::fs::write(&good, "{\"_id\":\"g1\",\"rid\":\"rg1\"}\n").unwrap();
+    let bad = d.path().join("bad.ndjson");
+    std::fs::write(&bad, "{\"_id\":\"b1\",\"rid\":\"rb\"}\n{\"_id\":\"b2\"}\n").unwrap();
+    let out = import_files(&db, &[&good, &bad]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(header_mode(&db), [2, 2], "back in WAL mode");
+    assert!(!journal.exists(), "no journal left beside it");
+    let list = stdout(&cli_with_stdin(&db, &["inquiry", "list"], None));
+    assert!(list.contains("rg1") && !list.contains("rb"), "{list}");
+
+    // Another connection that has read, as a server's: the import must not wait for it.
+    let other = rusqlite::Connection::open(&db).unwrap();
+    let count = |c: &rusqlite::Connection| -> i64 {
+        c.query_row("SELECT count(*) FROM inquiries", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(count(&other), 1);
+    std::fs::write(&good, "{\"_id\":\"g2\",\"rid\":\"rg2\"}\n").unwrap();
+    let started = std::time::Instant::now();
+    let out = import_files(&db, &[&good]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "waited for the other connection: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(count(&other), 2);
+    assert_eq!(header_mode(&db), [2, 2]);
+}
+
 #[test]
 fn config_errors_exit_2_naming_the_key() {
     let d = tempfile::tempdir().unwrap();

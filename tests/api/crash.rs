@@ -69,23 +69,33 @@ fn import_cmd(db: &Path, file: &Path) -> Command {
     cmd
 }
 
-/// Where in an import's life a kill lands: during parsing (after a delay), while the transaction
-/// writes to the WAL (once the WAL holds this many bytes), or while the committed WAL is copied
-/// into the database file on close (once the file grew by this many bytes).
+/// Where in an import's life a kill lands: during parsing (after a delay); with another
+/// connection open (a server's), so the import goes through the WAL: while the transaction writes
+/// to the WAL (once it holds this many bytes), or while the committed WAL is copied into the
+/// database file (once the file grew by this many bytes); with nothing else open, so it goes
+/// through a rollback journal: while pages are written into the database file beside the journal
+/// (once the file grew by this many bytes).
 #[derive(Debug, Clone, Copy)]
 enum Moment {
     Parsing(Duration),
     Writing(u64),
     Checkpointing(u64),
+    Journal(u64),
+}
+
+impl Moment {
+    fn through_wal(self) -> bool {
+        matches!(self, Moment::Writing(_) | Moment::Checkpointing(_))
+    }
 }
 
 fn size(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
-fn wal(db: &Path) -> PathBuf {
+fn sidecar(db: &Path, suffix: &str) -> PathBuf {
     let mut p = db.as_os_str().to_owned();
-    p.push("-wal");
+    p.push(suffix);
     PathBuf::from(p)
 }
 
@@ -100,8 +110,9 @@ fn kill_import_at(db: &Path, file: &Path, moment: Moment) -> bool {
         }
         let now = match moment {
             Moment::Parsing(d) => start.elapsed() >= d,
-            Moment::Writing(n) => size(&wal(db)) >= n,
+            Moment::Writing(n) => size(&sidecar(db, "-wal")) >= n,
             Moment::Checkpointing(n) => size(db) >= base + n,
+            Moment::Journal(n) => sidecar(db, "-journal").exists() && size(db) >= base + n,
         };
         if now {
             let _ = child.kill();
@@ -128,10 +139,35 @@ fn kill_imports(records: usize, moments: &[Moment]) -> Vec<String> {
         let prefix = format!("kill{round}-");
         let file = d.path().join(format!("{prefix}.ndjson"));
         write_ndjson(&file, &prefix, records);
+        // An idle connection that has read, as a running server's, keeps the import on the WAL.
+        let server = moment.through_wal().then(|| {
+            let c = open(&db);
+            c.query_row("SELECT count(*) FROM inquiries", [], |r| r.get::<_, i64>(0))
+                .unwrap();
+            c
+        });
         let t = Instant::now();
         let finished = kill_import_at(&db, &file, *moment);
         let at = t.elapsed();
+        drop(server);
+        // A journal still there means the kill came before the commit: it must be rolled back.
+        let journal_left = sidecar(&db, "-journal").exists();
         std::fs::remove_file(&file).unwrap();
+        // inquiryd opens it first (a journal left behind is rolled back by it, not by this test).
+        let out = Command::new(bin())
+            .args(["inquiry", "list", "--db"])
+            .arg(&db)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "after kill -9 at {moment:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            !sidecar(&db, "-journal").exists(),
+            "journal rolled back and gone"
+        );
         assert_eq!(integrity(&db), "ok", "after kill -9 at {moment:?}");
         let n = count_prefix(&db, &prefix);
         assert!(
@@ -143,6 +179,8 @@ fn kill_imports(records: usize, moments: &[Moment]) -> Vec<String> {
             _ if finished => records,
             Moment::Parsing(_) | Moment::Writing(_) => 0,
             Moment::Checkpointing(_) => records,
+            Moment::Journal(_) if journal_left => 0,
+            Moment::Journal(_) => records,
         };
         assert_eq!(
             n, expected,
@@ -166,17 +204,17 @@ fn kill_imports(records: usize, moments: &[Moment]) -> Vec<String> {
     report
 }
 
-/// Random kill moments: one while parsing, two while writing, one while checkpointing. A record is
-/// about 150 bytes in the WAL.
+/// Random kill moments, in turn: while parsing, while writing to the WAL, while writing through
+/// a journal, while checkpointing. A record is about 150 bytes in the WAL or the file.
 fn random_moments(rng: &mut Rng, records: usize, kills: usize) -> Vec<Moment> {
-    let wal_bytes = (records * 150) as u64;
-    let frac = |rng: &mut Rng, lo: u64, hi: u64| {
-        wal_bytes * (lo + rng.below((hi - lo) as usize) as u64) / 100
-    };
+    let bytes = (records * 150) as u64;
+    let frac =
+        |rng: &mut Rng, lo: u64, hi: u64| bytes * (lo + rng.below((hi - lo) as usize) as u64) / 100;
     (0..kills)
         .map(|i| match i % 4 {
             0 => Moment::Parsing(Duration::from_millis(100 + rng.below(2_000) as u64)),
-            1 | 2 => Moment::Writing(frac(rng, 2, 80)),
+            1 => Moment::Writing(frac(rng, 2, 80)),
+            2 => Moment::Journal(frac(rng, 2, 80)),
             _ => Moment::Checkpointing(frac(rng, 2, 80)),
         })
         .collect()
