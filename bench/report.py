@@ -113,11 +113,14 @@ def main():
     else:
         targets.append(check("p99 latency / nginx p99", "≤ 2×", "", None))
     if imp:
-        ex = imp.get("existing_seconds")
-        ex_text = f"; into an existing one {imp['records'] / min(ex):,.0f}" if ex else ""
+        ex, served = imp.get("existing_seconds"), imp.get("served_seconds")
+        ex_rps = imp["records"] / min(ex) if ex else None
+        ex_text = f"; into an existing one {ex_rps:,.0f}" if ex_rps else ""
+        served_text = (f"; into one a server is serving (WAL) {imp['records'] / min(served):,.0f}"
+                       if served else "")
         targets.append(check("import", "≥ 100,000 records/s",
-                             f"{imp['best_rps']:,.0f} records/s into a new database{ex_text}",
-                             imp["best_rps"] >= 100_000))
+                             f"{imp['best_rps']:,.0f} records/s into a new database{ex_text}{served_text}",
+                             imp["best_rps"] >= 100_000 and (ex_rps is None or ex_rps >= 100_000)))
     else:
         targets.append(check("import", "≥ 100,000 records/s", "", None))
     if rel:
@@ -150,18 +153,25 @@ def main():
                      f"(runs: {', '.join(f'{x:.2f} s' for x in imp['seconds'])})")
         existing = imp.get("existing_seconds")
         if existing:
-            other.append(f"import into an existing database (WAL mode, as while a server serves it), best of "
-                         f"{len(existing)}: {imp['records'] / min(existing):,.0f} records/s "
+            other.append(f"import into an existing database nothing else has open (through a rollback journal, "
+                         f"then back to WAL), best of {len(existing)}: {imp['records'] / min(existing):,.0f} records/s "
                          f"(runs: {', '.join(f'{x:.2f} s' for x in existing)})")
+        served = imp.get("served_seconds")
+        if served:
+            other.append(f"import into an existing database while a server serves it (through the WAL, then the "
+                         f"checkpoint), best of {len(served)}: {imp['records'] / min(served):,.0f} records/s "
+                         f"(runs: {', '.join(f'{x:.2f} s' for x in served)})")
         floor = imp.get("floor_seconds")
-        if floor and existing:
+        if floor:
             best = min(floor)
+            twice = (f"; while a server serves the database every page is written twice (WAL, then checkpoint): "
+                     f"{min(served) / best:.1f}× the one-write floor, bounded by "
+                     f"{imp['records'] / (2 * best):,.0f} records/s") if served else ""
             other.append(f"disk floor: writing the resulting {imp['db_mb']} MB once with fsync, best of {len(floor)}: "
-                         f"{best:.2f} s (runs: {', '.join(f'{x:.2f} s' for x in floor)}). A new database is "
-                         f"written once: the best import took {min(imp['seconds']) / best:.1f}× that, and none "
-                         f"can beat {imp['records'] / best:,.0f} records/s here; an existing one is written "
-                         f"twice (WAL, then checkpoint): {min(existing) / best:.1f}× the one-write floor, "
-                         f"bounded by {imp['records'] / (2 * best):,.0f} records/s")
+                         f"{best:.2f} s (runs: {', '.join(f'{x:.2f} s' for x in floor)}). A new database, or an "
+                         f"existing one nothing else has open, is written once: the best import took "
+                         f"{min(imp['seconds']) / best:.1f}× that, and none can beat "
+                         f"{imp['records'] / best:,.0f} records/s here{twice}")
     if rel:
         other.append(f"reload: {rel['edits']} edits, p50 {rel['p50_ms']} ms, p99 {rel['p99_ms']} ms "
                      f"(nearest rank over {rel['edits']} samples: below 100 samples p99 is the slowest), min {rel['min_ms']} ms, "
