@@ -12,11 +12,11 @@ use actix_web::{App, HttpServer, web};
 
 use crate::api::livechat::RenderMemo;
 use crate::api::{self, ApiError};
-use crate::auth::cache::PollerHandle;
 use crate::auth::throttle::Throttle;
 use crate::auth::{AuthCache, tokens};
 use crate::config::{Config, DEFAULT_PLUGINS_DIR};
 use crate::db::{self, Pool, reader::WorkerReader};
+use crate::periodic::Periodic;
 use crate::plugins::PluginHost;
 
 /// Largest request body accepted; more is a 413.
@@ -55,6 +55,8 @@ pub enum StartError {
     Seed(String),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("cannot start the auth poller thread: {0}")]
+    Poller(std::io::Error),
 }
 
 impl StartError {
@@ -71,7 +73,8 @@ impl StartError {
 pub struct Application {
     server: actix_web::dev::Server,
     port: u16,
-    _poller: PollerHandle,
+    _poller: Periodic,
+    _checkpointer: Periodic,
 }
 
 impl Application {
@@ -104,7 +107,8 @@ impl Application {
             ),
             token_ttl_days: config.auth.token_ttl_days,
         });
-        let poller = auth.spawn_poller();
+        let poller = auth.spawn_poller().map_err(StartError::Poller)?;
+        let checkpointer = db::checkpointer::spawn(&config.database.path)?;
         let listener =
             TcpListener::bind(&config.server.bind).map_err(|source| StartError::Bind {
                 addr: config.server.bind.clone(),
@@ -148,6 +152,7 @@ impl Application {
             server,
             port,
             _poller: poller,
+            _checkpointer: checkpointer,
         })
     }
 

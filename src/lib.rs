@@ -12,4 +12,5 @@ pub mod config;
 pub mod db;
 pub mod import;
 pub mod model;
+pub mod periodic;
 pub mod plugins;

@@ -7,7 +7,6 @@
 //! writes (login, logout) refresh synchronously so their effect is visible to the next request.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::db::{self, Pool};
 use crate::model::UserId;
+use crate::periodic::Periodic;
 
 /// How often the poller checks the change counter; CLI changes reach requests within this plus
 /// the rebuild time.
@@ -189,48 +189,26 @@ impl AuthCache {
     }
 
     /// Starts the background poller; it stops when the returned handle is dropped.
-    pub fn spawn_poller(self: &Arc<Self>) -> PollerHandle {
-        let stop = Arc::new(AtomicBool::new(false));
+    pub fn spawn_poller(self: &Arc<Self>) -> std::io::Result<Periodic> {
         let cache = Arc::downgrade(self);
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("auth-poller".into())
-            .spawn(move || {
-                let mut failing = false;
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::park_timeout(POLL_INTERVAL);
-                    let Some(cache) = cache.upgrade() else { break };
-                    match cache.refresh() {
-                        Ok(_) if failing => {
-                            log::info!("auth: refresh works again");
-                            failing = false;
-                        }
-                        Ok(_) => {}
-                        Err(e) if !failing => {
-                            log::error!("auth: refresh failed, serving the last snapshot: {e}");
-                            failing = true;
-                        }
-                        Err(_) => {}
-                    }
+        let mut failing = false;
+        Periodic::spawn("auth-poller", POLL_INTERVAL, move || {
+            let Some(cache) = cache.upgrade() else {
+                return false;
+            };
+            match cache.refresh() {
+                Ok(_) if failing => {
+                    log::info!("auth: refresh works again");
+                    failing = false;
                 }
-            })
-            .ok();
-        PollerHandle { stop, thread }
-    }
-}
-
-/// Stops the poller thread on drop.
-pub struct PollerHandle {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for PollerHandle {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
+                Ok(_) => {}
+                Err(e) if !failing => {
+                    log::error!("auth: refresh failed, serving the last snapshot: {e}");
+                    failing = true;
+                }
+                Err(_) => {}
+            }
+            true
+        })
     }
 }

@@ -7,7 +7,9 @@
 //! a crash still leaves the file as it was before the write (the next connection that opens it
 //! rolls the journal back). Changing out of WAL mode needs every other connection to be closed,
 //! so while a server has the database open the switch is refused at once and the write goes
-//! through the WAL as always, with readers keeping their snapshots.
+//! through the WAL as always, with readers keeping their snapshots. It then leaves the copy back
+//! into the file to whoever has the database open: a server's checkpointer thread does it in the
+//! background (`db::checkpointer`), and SQLite does it when the last connection closes.
 
 use std::fs::File;
 use std::path::Path;
@@ -56,15 +58,16 @@ impl Drop for Flusher {
 
 /// Runs `write` on `conn` (a connection to the WAL database at `path`): through a rollback
 /// journal, with a [`Flusher`] on the file, when no other connection has the database open;
-/// through the WAL otherwise. The database is in WAL mode again afterwards; should switching back
-/// fail, the next `db::open` of it (every start, every CLI command) switches it.
+/// through the WAL otherwise, without checkpointing it after the commit. The database is in WAL
+/// mode again afterwards; should switching back fail, the next `db::open` of it (every start,
+/// every CLI command) switches it.
 pub fn write_through_journal_if_alone<R>(
     conn: &mut Connection,
     path: &Path,
     write: impl FnOnce(&mut Connection) -> R,
 ) -> R {
     if !rollback_journal_if_alone(conn, path) {
-        return write(conn);
+        return write_leaving_the_checkpoint(conn, path, write);
     }
     let flusher = File::open(path).ok().map(Flusher::start);
     let result = write(conn);
@@ -82,6 +85,31 @@ pub fn write_through_journal_if_alone<R>(
     }
     result
 }
+
+/// Runs `write` through the WAL without the checkpoint SQLite would run after its commit: the
+/// data is durable once the WAL is synced, and the connections that have the database open copy it
+/// into the file (see the module comment).
+fn write_leaving_the_checkpoint<R>(
+    conn: &mut Connection,
+    path: &Path,
+    write: impl FnOnce(&mut Connection) -> R,
+) -> R {
+    let set = |conn: &Connection, pages: i64| {
+        if let Err(e) = conn.pragma_update(None, "wal_autocheckpoint", pages) {
+            log::debug!(
+                "database {}: wal_autocheckpoint {pages}: {e}",
+                path.display()
+            );
+        }
+    };
+    set(conn, 0);
+    let result = write(conn);
+    set(conn, DEFAULT_AUTOCHECKPOINT);
+    result
+}
+
+/// SQLite's default `wal_autocheckpoint`, in pages.
+const DEFAULT_AUTOCHECKPOINT: i64 = 1000;
 
 /// Switches to a rollback journal if no other connection has the database open, without
 /// waiting for one to close; returns whether it did.

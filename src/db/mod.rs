@@ -3,6 +3,7 @@
 //! Queries live in one file per table family: `users`, `tokens`, `permissions`, `inquiries`.
 
 pub mod bulk;
+pub mod checkpointer;
 pub mod fresh;
 pub mod inquiries;
 pub mod permissions;

@@ -71,22 +71,14 @@ fn import_cmd(db: &Path, file: &Path) -> Command {
 
 /// Where in an import's life a kill lands: during parsing (after a delay); with another
 /// connection open (a server's), so the import goes through the WAL: while the transaction writes
-/// to the WAL (once it holds this many bytes), or while the committed WAL is copied into the
-/// database file (once the file grew by this many bytes); with nothing else open, so it goes
-/// through a rollback journal: while pages are written into the database file beside the journal
-/// (once the file grew by this many bytes).
+/// to the WAL (once it holds this many bytes; the copy into the file is then the server's); with
+/// nothing else open, so it goes through a rollback journal: while pages are written into the
+/// database file beside the journal (once the file grew by this many bytes).
 #[derive(Debug, Clone, Copy)]
 enum Moment {
     Parsing(Duration),
     Writing(u64),
-    Checkpointing(u64),
     Journal(u64),
-}
-
-impl Moment {
-    fn through_wal(self) -> bool {
-        matches!(self, Moment::Writing(_) | Moment::Checkpointing(_))
-    }
 }
 
 fn size(path: &Path) -> u64 {
@@ -111,7 +103,6 @@ fn kill_import_at(db: &Path, file: &Path, moment: Moment) -> bool {
         let now = match moment {
             Moment::Parsing(d) => start.elapsed() >= d,
             Moment::Writing(n) => size(&sidecar(db, "-wal")) >= n,
-            Moment::Checkpointing(n) => size(db) >= base + n,
             Moment::Journal(n) => sidecar(db, "-journal").exists() && size(db) >= base + n,
         };
         if now {
@@ -140,7 +131,7 @@ fn kill_imports(records: usize, moments: &[Moment]) -> Vec<String> {
         let file = d.path().join(format!("{prefix}.ndjson"));
         write_ndjson(&file, &prefix, records);
         // An idle connection that has read, as a running server's, keeps the import on the WAL.
-        let server = moment.through_wal().then(|| {
+        let server = matches!(moment, Moment::Writing(_)).then(|| {
             let c = open(&db);
             c.query_row("SELECT count(*) FROM inquiries", [], |r| r.get::<_, i64>(0))
                 .unwrap();
@@ -178,7 +169,6 @@ fn kill_imports(records: usize, moments: &[Moment]) -> Vec<String> {
         let expected = match moment {
             _ if finished => records,
             Moment::Parsing(_) | Moment::Writing(_) => 0,
-            Moment::Checkpointing(_) => records,
             Moment::Journal(_) if journal_left => 0,
             Moment::Journal(_) => records,
         };
@@ -204,8 +194,8 @@ fn kill_imports(records: usize, moments: &[Moment]) -> Vec<String> {
     report
 }
 
-/// Random kill moments, in turn: while parsing, while writing to the WAL, while writing through
-/// a journal, while checkpointing. A record is about 150 bytes in the WAL or the file.
+/// Random kill moments, in turn: while parsing, while writing to the WAL, twice while writing
+/// through a journal. A record is about 150 bytes in the WAL or the file.
 fn random_moments(rng: &mut Rng, records: usize, kills: usize) -> Vec<Moment> {
     let bytes = (records * 150) as u64;
     let frac =
@@ -214,8 +204,7 @@ fn random_moments(rng: &mut Rng, records: usize, kills: usize) -> Vec<Moment> {
         .map(|i| match i % 4 {
             0 => Moment::Parsing(Duration::from_millis(100 + rng.below(2_000) as u64)),
             1 => Moment::Writing(frac(rng, 2, 80)),
-            2 => Moment::Journal(frac(rng, 2, 80)),
-            _ => Moment::Checkpointing(frac(rng, 2, 80)),
+            _ => Moment::Journal(frac(rng, 2, 80)),
         })
         .collect()
 }

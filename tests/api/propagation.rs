@@ -111,6 +111,37 @@ fn imported_inquiry_is_served_within_a_second() {
     });
 }
 
+/// An import beside a running server goes through the WAL and leaves the copy into the database
+/// file to the server, whose checkpointer also cuts the large WAL back to nothing afterwards.
+#[test]
+fn an_import_beside_the_server_is_checkpointed_and_its_wal_truncated_by_the_server() {
+    let app = spawn_app();
+    assert_eq!(app.get_one(DEMO_ROOM, demo()).status, 200);
+    let file = app.dir.path().join("many.ndjson");
+    let filler = "x".repeat(300);
+    let lines: String = (0..40_000)
+        .map(|i| format!("{{\"_id\":\"m{i}\",\"rid\":\"room-m{i}\",\"note\":\"{filler}\"}}\n"))
+        .collect();
+    std::fs::write(&file, lines).unwrap();
+    let before = std::fs::metadata(&app.db).unwrap().len();
+    let out = app.cli(&["inquiry", "import", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let wal = app.db.with_file_name("test.sqlite3-wal");
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    // 40,000 documents of ~350 bytes: over 12 MB the file must grow by once checkpointed.
+    let done = poll_until(Duration::from_secs(20), || {
+        size(&app.db) >= before + 12_000_000 && size(&wal) == 0
+    });
+    assert!(
+        done.is_some(),
+        "database {} bytes (was {before}), WAL {} bytes",
+        size(&app.db),
+        size(&wal)
+    );
+    let body = app.get_one("room-m39999", demo()).json();
+    assert_eq!(body["inquiry"]["_id"], "m39999");
+}
+
 #[test]
 fn an_idle_server_holds_no_read_snapshot() {
     // Workers keep a read snapshot for a few milliseconds under load; idle, they must let it go,
