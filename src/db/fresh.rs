@@ -181,10 +181,7 @@ mod tests {
     use super::*;
 
     fn inquiries(path: &Path) -> i64 {
-        Connection::open(path)
-            .unwrap()
-            .query_row("SELECT count(*) FROM inquiries", [], |r| r.get(0))
-            .unwrap()
+        crate::db::tests::rows(path, "inquiries")
     }
 
     #[test]

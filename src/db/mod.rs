@@ -355,10 +355,11 @@ pub fn now_secs() -> i64 {
 mod tests {
     use super::*;
 
-    fn meta_rows(path: &Path) -> i64 {
+    /// Rows in `table` of the database at `path` (for this module's tests and its children's).
+    pub(in crate::db) fn rows(path: &Path, table: &str) -> i64 {
         Connection::open(path)
             .unwrap()
-            .query_row("SELECT count(*) FROM meta", [], |r| r.get(0))
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
             .unwrap()
     }
 
@@ -401,9 +402,9 @@ mod tests {
         std::fs::copy(sibling(&live, "-journal"), sibling(&hot, "-journal")).unwrap();
         check_existing(&hot).unwrap();
         assert!(!sibling(&hot, "-journal").exists(), "rolled back");
-        assert_eq!(meta_rows(&hot), 0);
+        assert_eq!(rows(&hot, "meta"), 0);
 
         writer.execute_batch("COMMIT").unwrap();
-        assert_eq!(meta_rows(&live), 2_001);
+        assert_eq!(rows(&live, "meta"), 2_001);
     }
 }
