@@ -14,7 +14,7 @@ use crate::api::livechat::RenderMemo;
 use crate::api::{self, ApiError};
 use crate::auth::throttle::Throttle;
 use crate::auth::{AuthCache, tokens};
-use crate::config::{Config, DEFAULT_PLUGINS_DIR};
+use crate::config::Config;
 use crate::db::{self, Pool, reader::WorkerReader};
 use crate::periodic::Periodic;
 use crate::plugins::PluginHost;
@@ -244,7 +244,7 @@ where
 fn start_plugins(config: &Config) -> Result<Arc<PluginHost>, StartError> {
     let dir = &config.plugins.dir;
     if !dir.is_dir() {
-        if dir.as_path() == std::path::Path::new(DEFAULT_PLUGINS_DIR) {
+        if config.plugins.dir_is_default {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StartError::PluginsDirMissing(format!("{}: cannot create: {e}", dir.display()))
             })?;

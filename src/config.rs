@@ -41,6 +41,10 @@ pub struct DatabaseConfig {
 pub struct PluginsConfig {
     pub dir: PathBuf,
     pub watch: bool,
+    /// Whether `dir` is the default `plugins` (beside the config file, if one was read), which
+    /// the server creates empty when missing; a directory named by the operator must exist.
+    #[serde(skip)]
+    pub dir_is_default: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -86,6 +90,7 @@ impl Default for PluginsConfig {
         PluginsConfig {
             dir: DEFAULT_PLUGINS_DIR.into(),
             watch: true,
+            dir_is_default: true,
         }
     }
 }
@@ -162,6 +167,7 @@ impl Config {
         }
         if let Some(dir) = &overrides.plugins {
             config.plugins.dir = dir.clone();
+            config.plugins.dir_is_default = false;
         }
         if let Some(workers) = overrides.workers {
             config.server.workers = workers;
@@ -182,6 +188,7 @@ impl Config {
         // Paths in the file are relative to the file, so `inquiryd --config /etc/x/config.toml`
         // works from any directory.
         let base = path.parent().unwrap_or(Path::new(""));
+        config.plugins.dir_is_default = config.plugins.dir == Path::new(DEFAULT_PLUGINS_DIR);
         for p in [&mut config.database.path, &mut config.plugins.dir] {
             if p.is_relative() && !base.as_os_str().is_empty() {
                 *p = base.join(&*p);
@@ -214,7 +221,10 @@ impl Config {
                 }
                 "DATABASE_PATH" => self.database.path = value.into(),
                 "DATABASE_POOL_SIZE" => self.database.pool_size = parse_u32(value)?,
-                "PLUGINS_DIR" => self.plugins.dir = value.into(),
+                "PLUGINS_DIR" => {
+                    self.plugins.dir = value.into();
+                    self.plugins.dir_is_default = false;
+                }
                 "PLUGINS_WATCH" => self.plugins.watch = parse_bool(value).map_err(err)?,
                 "AUTH_TOKEN_TTL_DAYS" => self.auth.token_ttl_days = parse_u32(value)?,
                 "AUTH_LOGIN_MAX_FAILURES" => self.auth.login_max_failures = parse_u32(value)?,

@@ -255,6 +255,20 @@ fn missing_plugins_dir_is_created_only_when_it_is_the_default() {
         server.log()
     );
 
+    // The default beside a config file elsewhere (`--config /etc/inquiryd/config.toml`, no
+    // `[plugins] dir`): created there, not in the working directory.
+    let d = tempfile::tempdir().unwrap();
+    let etc = d.path().join("etc");
+    std::fs::create_dir(&etc).unwrap();
+    let cfg = etc.join("config.toml");
+    std::fs::write(&cfg, "[demo]\nenabled = false\n").unwrap();
+    let run = d.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    let mut server = Server::start(&run, &["--config", cfg.to_str().unwrap()]);
+    assert!(etc.join("plugins").is_dir(), "{}", server.log());
+    assert!(!run.join("plugins").exists());
+    assert_eq!(server.terminate(), Some(0));
+
     // Configured in the file, from the environment, or by flag: refused, naming it, not created.
     let d = tempfile::tempdir().unwrap();
     let cfg = d.path().join("config.toml");
