@@ -72,6 +72,12 @@ pub fn write_through_journal_if_alone<R>(
     let flusher = File::open(path).ok().map(Flusher::start);
     let result = write(conn);
     drop(flusher);
+    back_to_wal(conn, path);
+    result
+}
+
+/// Switches the database back to WAL mode with `synchronous = FULL`, as `db::open` sets it.
+fn back_to_wal(conn: &Connection, path: &Path) {
     match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
         Ok(mode) if mode.eq_ignore_ascii_case("wal") => {}
         Ok(mode) => log::warn!(
@@ -83,7 +89,9 @@ pub fn write_through_journal_if_alone<R>(
             path.display()
         ),
     }
-    result
+    if let Err(e) = conn.pragma_update(None, "synchronous", "FULL") {
+        log::debug!("database {}: synchronous = FULL: {e}", path.display());
+    }
 }
 
 /// Runs `write` through the WAL without the checkpoint SQLite would run after its commit: the
@@ -122,6 +130,14 @@ fn rollback_journal_if_alone(conn: &Connection, path: &Path) -> bool {
     };
     match switch() {
         Ok(mode) if mode.eq_ignore_ascii_case("delete") => {
+            // In this mode a commit is the journal's unlink, and only EXTRA syncs the directory
+            // after it: with FULL, a power loss just after the import could bring the journal
+            // back and roll a reported import back.
+            if let Err(e) = conn.pragma_update(None, "synchronous", "EXTRA") {
+                log::debug!("database {}: synchronous = EXTRA: {e}", path.display());
+                back_to_wal(conn, path);
+                return false;
+            }
             log::debug!(
                 "database {}: no other connection, writing through a rollback journal",
                 path.display()
@@ -167,12 +183,20 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("a.sqlite3");
         let mut conn = wal_db(&path);
-        let mode_inside = write_through_journal_if_alone(&mut conn, &path, |c| {
+        let synchronous = |c: &Connection| -> i64 {
+            c.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap()
+        };
+        let (mode_inside, sync_inside) = write_through_journal_if_alone(&mut conn, &path, |c| {
             c.execute("INSERT INTO t VALUES (1)", []).unwrap();
-            journal_mode(c)
+            (journal_mode(c), synchronous(c))
         });
         assert_eq!(mode_inside, "delete");
+        assert_eq!(
+            sync_inside, 3,
+            "EXTRA: the directory is synced after the journal's unlink"
+        );
         assert_eq!(journal_mode(&conn), "wal");
+        assert_eq!(synchronous(&conn), 2, "FULL again");
         let n: i64 = conn
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .unwrap();
