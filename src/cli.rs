@@ -449,58 +449,25 @@ fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Fail
 /// `inquiry import FILE…`: each file in its own transaction, all of it or none. Into a database
 /// that does not exist yet, the files are loaded into a new file beside it that is moved into
 /// place at the end (see `db::fresh`): written once instead of twice, and never seen half-built.
+/// Into an existing one, through a rollback journal or the WAL (see `db::bulk`).
 fn import(path: &std::path::Path, files: &[std::path::PathBuf]) -> Result<(), Failure> {
-    use crate::import::{ImportError, import_file};
-    let report = |file: &std::path::Path, result: Result<usize, ImportError>| match result {
-        Ok(n) => {
-            let noun = if n == 1 { "inquiry" } else { "inquiries" };
-            println!("{}: imported {n} {noun}", file.display());
-            true
-        }
-        Err(e) => {
-            eprintln!("inquiryd: {e}");
-            false
-        }
+    let results = match import_into_new(path, files)? {
+        Some(results) => results,
+        None => import_into_existing(path, files)?,
     };
-    let mut failed = None;
-    if let Some(mut fresh) = db::fresh::FreshDatabase::create(path)? {
-        let results: Vec<_> = files.iter().map(|f| import_file(fresh.conn(), f)).collect();
-        let started = std::time::Instant::now();
-        let placed = fresh.place()?;
-        log::debug!(
-            "database {}: flushed and moved into place in {:.2?}",
-            path.display(),
-            started.elapsed()
-        );
-        match placed {
-            db::fresh::Placed::Yes => {
-                let ok = files
-                    .iter()
-                    .zip(results)
-                    .map(|(f, r)| report(f, r))
-                    .filter(|ok| *ok)
-                    .count();
-                failed = Some(files.len() - ok);
+    let mut failed = 0;
+    for (file, result) in files.iter().zip(results) {
+        match result {
+            Ok(n) => {
+                let noun = if n == 1 { "inquiry" } else { "inquiries" };
+                println!("{}: imported {n} {noun}", file.display());
             }
-            db::fresh::Placed::No(why) => log::warn!(
-                "database {}: built aside but not placed ({why}); importing into it directly",
-                path.display()
-            ),
+            Err(e) => {
+                eprintln!("inquiryd: {e}");
+                failed += 1;
+            }
         }
     }
-    let failed = match failed {
-        Some(n) => n,
-        None => {
-            let pool = db::open(path, 1)?;
-            let mut conn = pool.get()?;
-            db::bulk::write_through_journal_if_alone(&mut conn, path, |conn| {
-                files
-                    .iter()
-                    .filter(|f| !report(f, import_file(conn, f)))
-                    .count()
-            })
-        }
-    };
     if failed > 0 {
         return Err(Failure::runtime(format!(
             "{failed} of {} file(s) not imported",
@@ -508,6 +475,60 @@ fn import(path: &std::path::Path, files: &[std::path::PathBuf]) -> Result<(), Fa
         )));
     }
     Ok(())
+}
+
+/// One result per file, in order.
+type ImportResults = Vec<Result<usize, crate::import::ImportError>>;
+
+/// Imports into a database built beside `path`, when `path` does not exist yet; `None` when it
+/// does (or appeared meanwhile, then nothing was written to it): the caller imports into it.
+fn import_into_new(
+    path: &std::path::Path,
+    files: &[std::path::PathBuf],
+) -> Result<Option<ImportResults>, Failure> {
+    let Some(mut fresh) = db::fresh::FreshDatabase::create(path)? else {
+        return Ok(None);
+    };
+    let results = files
+        .iter()
+        .map(|f| crate::import::import_file(fresh.conn(), f))
+        .collect();
+    let started = std::time::Instant::now();
+    match fresh.place()? {
+        db::fresh::Placed::Yes => {
+            log::debug!(
+                "database {}: flushed and moved into place in {:.2?}",
+                path.display(),
+                started.elapsed()
+            );
+            Ok(Some(results))
+        }
+        db::fresh::Placed::No(why) => {
+            log::warn!(
+                "database {}: built aside but not placed ({why}); importing into it directly",
+                path.display()
+            );
+            Ok(None)
+        }
+    }
+}
+
+fn import_into_existing(
+    path: &std::path::Path,
+    files: &[std::path::PathBuf],
+) -> Result<ImportResults, Failure> {
+    let pool = db::open(path, 1)?;
+    let mut conn = pool.get()?;
+    Ok(db::bulk::write_through_journal_if_alone(
+        &mut conn,
+        path,
+        |conn| {
+            files
+                .iter()
+                .map(|f| crate::import::import_file(conn, f))
+                .collect()
+        },
+    ))
 }
 
 fn preview(config: &Config, pool: &db::Pool, room: &str, username: &str) -> Result<(), Failure> {
