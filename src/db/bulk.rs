@@ -13,51 +13,31 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode};
 
-/// How often a [`Flusher`] pushes the file's written pages to the disk.
+use crate::periodic::Periodic;
+
+/// How often a flusher pushes the file's written pages to the disk.
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
-/// Calls `fdatasync` on a file every [`FLUSH_EVERY`] while a large write goes on, so the write's
+/// Calls `fdatasync` on `file` every [`FLUSH_EVERY`] while a large write goes on, so the write's
 /// own final fsync has little left to do and the disk works while the CPU does. Flushing written
-/// data early is always safe. Stops when dropped.
-pub struct Flusher {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Flusher {
-    pub fn start(file: File) -> Flusher {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(FLUSH_EVERY) {
-                if let Err(e) = file.sync_data() {
-                    log::debug!("background flush: {e}");
-                }
-            }
-        });
-        Flusher {
-            stop: Some(stop),
-            thread: Some(thread),
+/// data early is always safe. Stops when dropped; `None` if its thread could not start (the write
+/// only loses the overlap).
+pub fn flusher(file: File) -> Option<Periodic> {
+    Periodic::spawn("flusher", FLUSH_EVERY, move || {
+        if let Err(e) = file.sync_data() {
+            log::debug!("background flush: {e}");
         }
-    }
-}
-
-impl Drop for Flusher {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+        true
+    })
+    .ok()
 }
 
 /// Runs `write` on `conn` (a connection to the WAL database at `path`): through a rollback
-/// journal, with a [`Flusher`] on the file, when no other connection has the database open;
+/// journal, with a [`flusher`] on the file, when no other connection has the database open;
 /// through the WAL otherwise, without checkpointing it after the commit. The database is in WAL
 /// mode again afterwards; should switching back fail, the next `db::open` of it (every start,
 /// every CLI command) switches it.
@@ -69,9 +49,9 @@ pub fn write_through_journal_if_alone<R>(
     if !rollback_journal_if_alone(conn, path) {
         return write_leaving_the_checkpoint(conn, path, write);
     }
-    let flusher = File::open(path).ok().map(Flusher::start);
+    let flushing = File::open(path).ok().and_then(flusher);
     let result = write(conn);
-    drop(flusher);
+    drop(flushing);
     back_to_wal(conn, path);
     result
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
-use super::bulk::Flusher;
+use super::bulk::flusher;
 use super::{DbError, SIDECARS, sibling};
 
 /// A database being built at `<path>.building`, locked by this process; dropped unplaced, it is
@@ -23,7 +23,7 @@ pub struct FreshDatabase {
     /// Holds the `flock` that marks the temporary file as in use.
     lock: File,
     /// Pushes the file's pages to the disk while it grows.
-    flusher: Option<Flusher>,
+    flusher: Option<crate::periodic::Periodic>,
     /// Whether the temporary file is still ours to delete.
     temp_ours: bool,
 }
@@ -68,7 +68,7 @@ impl FreshDatabase {
             other => other,
         })?;
         fresh.conn = Some(conn);
-        fresh.flusher = fresh.lock.try_clone().ok().map(Flusher::start);
+        fresh.flusher = fresh.lock.try_clone().ok().and_then(flusher);
         Ok(Some(fresh))
     }
 
