@@ -141,14 +141,7 @@ fn check_existing(path: &Path) -> Result<(), DbError> {
     .map_err(|e| open_err(e.to_string()))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| open_err(e.to_string()))?;
-    let not_ours = |e: rusqlite::Error| match e {
-        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseBusy => {
-            open_err(format!(
-                "another process holds it locked for writing ({e}): an `inquiry import` with no server running writes through a rollback journal; try again when it is done"
-            ))
-        }
-        e => open_err(format!("not a usable SQLite database: {e}")),
-    };
+    let not_ours = |e: rusqlite::Error| unusable(path, e);
     // Reading the schema is what fails on a file that is not SQLite.
     let tables: i64 = conn
         .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
@@ -163,6 +156,19 @@ fn check_existing(path: &Path) -> Result<(), DbError> {
         ));
     }
     Ok(())
+}
+
+/// Why reading an existing file's schema failed: locked by a writer, or not a database inquiryd
+/// can use.
+fn unusable(path: &Path, e: rusqlite::Error) -> DbError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseBusy => {
+            open_error(path)(format!(
+                "another process holds it locked for writing ({e}): an `inquiry import` with no server running writes through a rollback journal; try again when it is done"
+            ))
+        }
+        e => open_error(path)(format!("not a usable SQLite database: {e}")),
+    }
 }
 
 /// A write through a rollback journal (an import while nothing else had the database open) that
@@ -191,6 +197,11 @@ fn roll_back_interrupted_write(path: &Path) -> Result<(), DbError> {
                 "database {}: rolled back a write that was interrupted (its journal was left beside it)",
                 path.display()
             );
+        }
+        Err(e @ rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::DatabaseBusy =>
+        {
+            return Err(unusable(path, e));
         }
         // Not hot (a writer is at work), or not a database: the checks that follow say which.
         _ => {}
