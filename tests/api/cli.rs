@@ -11,6 +11,13 @@ fn tmp_db() -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, db)
 }
 
+/// Writes `bad.ndjson` in `dir`: a good record (room `rb`), then on line 2 one without `rid`.
+fn bad_ndjson(dir: &std::path::Path) -> std::path::PathBuf {
+    let bad = dir.join("bad.ndjson");
+    std::fs::write(&bad, "{\"_id\":\"b1\",\"rid\":\"rb\"}\n{\"_id\":\"b2\"}\n").unwrap();
+    bad
+}
+
 #[test]
 fn help_explains_every_command() {
     let out = Command::new(bin()).arg("--help").output().unwrap();
@@ -114,8 +121,7 @@ fn import_formats_and_all_or_nothing() {
         ),
     )
     .unwrap();
-    let bad = d.path().join("bad.ndjson");
-    std::fs::write(&bad, "{\"_id\":\"b1\",\"rid\":\"rb\"}\n{\"_id\":\"b2\"}\n").unwrap();
+    let bad = bad_ndjson(d.path());
     let out = import_files(&db, &[&array, &mongo]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = import_files(&db, &[&bad]);
@@ -146,8 +152,7 @@ fn import_into_a_new_database_leaves_one_whole_private_file() {
         "{\"_id\":\"g1\",\"rid\":\"rg1\"}\n{\"_id\":\"g2\",\"rid\":\"rg2\"}\n",
     )
     .unwrap();
-    let bad = d.path().join("bad.ndjson");
-    std::fs::write(&bad, "{\"_id\":\"b1\",\"rid\":\"rb\"}\n{\"_id\":\"b2\"}\n").unwrap();
+    let bad = bad_ndjson(d.path());
     let out = import_files(&db, &[&good, &bad]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stdout(&out).contains("good.ndjson: imported 2 inquiries"));
@@ -192,8 +197,7 @@ fn import_into_an_existing_database_alone_or_shared_leaves_it_in_wal_mode() {
     let journal = d.path().join("data").join("x.sqlite3-journal");
     let good = d.path().join("good.ndjson");
     std::fs::write(&good, "{\"_id\":\"g1\",\"rid\":\"rg1\"}\n").unwrap();
-    let bad = d.path().join("bad.ndjson");
-    std::fs::write(&bad, "{\"_id\":\"b1\",\"rid\":\"rb\"}\n{\"_id\":\"b2\"}\n").unwrap();
+    let bad = bad_ndjson(d.path());
     let out = import_files(&db, &[&good, &bad]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(header_mode(&db), [2, 2], "back in WAL mode");
