@@ -35,6 +35,8 @@ pub struct AppState {
     pub plugins: Arc<PluginHost>,
     pub throttle: Throttle,
     pub token_ttl_days: u32,
+    /// The password verification slots (bounded concurrency and memory for logins).
+    pub verifier: crate::auth::passwords::Verifier,
 }
 
 /// Why the server did not start; [`StartError::exit_code`] is what the process returns.
@@ -57,6 +59,8 @@ pub enum StartError {
     Signals(std::io::Error),
     #[error("cannot start the auth poller thread: {0}")]
     Poller(std::io::Error),
+    #[error("cannot start the login verification threads: {0}")]
+    Verifier(std::io::Error),
 }
 
 impl StartError {
@@ -95,7 +99,6 @@ impl Application {
             );
         }
         let plugins = start_plugins(config)?;
-        crate::auth::passwords::warm_up();
         let state = web::Data::new(AppState {
             pool,
             auth: auth.clone(),
@@ -106,6 +109,11 @@ impl Application {
                 Duration::from_secs(config.auth.login_window_secs),
             ),
             token_ttl_days: config.auth.token_ttl_days,
+            verifier: crate::auth::passwords::Verifier::start(
+                config.auth.login_concurrency,
+                Duration::from_millis(config.auth.login_wait_ms),
+            )
+            .map_err(StartError::Verifier)?,
         });
         let poller = auth.spawn_poller().map_err(StartError::Poller)?;
         let checkpointer = db::checkpointer::spawn(&config.database.path)?;

@@ -56,6 +56,10 @@ pub struct AuthConfig {
     /// Failed logins allowed per client address within the window.
     pub login_max_failures_per_address: u32,
     pub login_window_secs: u64,
+    /// Password verifications run at once (each holds 19 MiB of argon2 memory).
+    pub login_concurrency: usize,
+    /// How long a login waits for a free verification slot before it gets a 429.
+    pub login_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
@@ -102,6 +106,8 @@ impl Default for AuthConfig {
             login_max_failures: 10,
             login_max_failures_per_address: 50,
             login_window_secs: 300,
+            login_concurrency: 2,
+            login_wait_ms: 250,
         }
     }
 }
@@ -236,6 +242,16 @@ impl Config {
                         .parse()
                         .map_err(|e| err(format!("expected a whole number: {e}")))?
                 }
+                "AUTH_LOGIN_CONCURRENCY" => {
+                    self.auth.login_concurrency = value
+                        .parse()
+                        .map_err(|e| err(format!("expected a whole number: {e}")))?
+                }
+                "AUTH_LOGIN_WAIT_MS" => {
+                    self.auth.login_wait_ms = value
+                        .parse()
+                        .map_err(|e| err(format!("expected a whole number: {e}")))?
+                }
                 "DEMO_ENABLED" => self.demo.enabled = parse_bool(value).map_err(err)?,
                 _ => return Err(err("unknown setting (see config.toml for the keys)".into())),
             }
@@ -269,6 +285,24 @@ impl Config {
         if self.auth.login_window_secs == 0 {
             return Err(ConfigError::Invalid(
                 "auth.login_window_secs: must be at least 1".into(),
+            ));
+        }
+        if self.auth.login_max_failures > 10_000
+            || self.auth.login_max_failures_per_address > 10_000
+        {
+            // Each tracked key keeps one timestamp per counted failure.
+            return Err(ConfigError::Invalid(
+                "auth.login_max_failures: must be at most 10000".into(),
+            ));
+        }
+        if !(1..=64).contains(&self.auth.login_concurrency) {
+            return Err(ConfigError::Invalid(
+                "auth.login_concurrency: must be between 1 and 64".into(),
+            ));
+        }
+        if self.auth.login_wait_ms > 10_000 {
+            return Err(ConfigError::Invalid(
+                "auth.login_wait_ms: must be at most 10000".into(),
             ));
         }
         Ok(())

@@ -1,6 +1,8 @@
 //! `POST /api/v1/login`, `POST /api/v1/logout` and `GET /api/v1/me`, in Rocket.Chat's shapes.
 //! Unknown user, wrong password and deactivated user answer alike and take the same time (one
 //! argon2 verification each); failures are throttled per username and per client address.
+//! Verification runs on a few fixed slots ([`crate::auth::passwords::Verifier`]): a login that
+//! finds none free within a short wait gets the same 429 as a throttled one.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -9,6 +11,7 @@ use serde_json::{Value, json};
 use super::errors::json as json_response;
 use super::{ApiError, Caller};
 use crate::app::AppState;
+use crate::auth::throttle::Throttled;
 use crate::auth::{UserEntry, passwords, tokens};
 use crate::db;
 
@@ -98,6 +101,46 @@ fn login_success(user: &UserEntry, token: &str) -> HttpResponse {
     json_response(StatusCode::OK, body.to_string())
 }
 
+/// The longest username a login may name: `inquiryd user add` refuses longer ones, so no user can
+/// have one. A longer name is answered like an unknown user's without the argon2 work.
+pub const MAX_USERNAME_BYTES: usize = 128;
+
+/// How much of a client-supplied name a log line shows.
+const LOGGED_NAME_CHARS: usize = 64;
+
+/// A client-supplied name as a log line shows it: quoted and escaped (no control characters or
+/// line breaks reach the log), cut to [`LOGGED_NAME_CHARS`] characters with its full length.
+pub struct LoggedName<'a>(pub &'a str);
+
+impl std::fmt::Display for LoggedName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.char_indices().nth(LOGGED_NAME_CHARS) {
+            None => write!(f, "{:?}", self.0),
+            Some((cut, _)) => write!(f, "{:?}… ({} bytes)", &self.0[..cut], self.0.len()),
+        }
+    }
+}
+
+fn throttled(username: &str, addr: Option<std::net::IpAddr>, t: Throttled) -> ApiError {
+    let level = if t.first {
+        log::Level::Warn
+    } else {
+        log::Level::Debug
+    };
+    log::log!(
+        level,
+        "login throttled: user {} from {}; retry in {}s",
+        LoggedName(username),
+        show_addr(addr),
+        t.retry_after
+    );
+    ApiError::TooManyRequests(t.retry_after)
+}
+
+fn show_addr(addr: Option<std::net::IpAddr>) -> String {
+    addr.map_or_else(|| "unknown".to_string(), |a| a.to_string())
+}
+
 pub async fn login(
     req: HttpRequest,
     payload: web::Payload,
@@ -116,36 +159,74 @@ pub async fn login(
         Credentials::Password { username, digest } => (username, digest),
     };
     let addr = req.peer_addr().map(|a| a.ip());
-    if let Some(wait) = state.throttle.check(&username, addr) {
+    if username.len() > MAX_USERNAME_BYTES {
+        // No such user can exist; it still counts against the address, but not under its own
+        // (long) key.
+        state
+            .throttle
+            .reserve(None, addr)
+            .map_err(|t| throttled(&username, addr, t))?;
         log::warn!(
-            "login throttled: user {username:?} from {}; retry in {wait}s",
-            addr.map_or_else(|| "unknown".to_string(), |a| a.to_string())
-        );
-        return Err(ApiError::TooManyRequests(wait));
-    }
-    let st = state.clone();
-    let name = username.clone();
-    // argon2 takes tens of milliseconds: off the worker thread.
-    let verified = web::block(move || -> Result<Option<db::users::UserRow>, ApiError> {
-        let conn = st.pool.get()?;
-        let row = db::users::by_username(&conn, &name)?;
-        let ok = passwords::verify_digest(
-            &digest,
-            row.as_ref().and_then(|r| r.password_hash.as_deref()),
-        );
-        Ok(row.filter(|r| ok && r.active))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("login worker: {e}")))??;
-    let Some(row) = verified else {
-        state.throttle.failed(&username, addr);
-        log::warn!(
-            "login failed: user {username:?} from {}",
-            addr.map_or_else(|| "unknown".to_string(), |a| a.to_string())
+            "login failed: user {} from {}: longer than {MAX_USERNAME_BYTES} bytes",
+            LoggedName(&username),
+            show_addr(addr)
         );
         return Err(ApiError::LoginFailed);
+    }
+    // A throttled client is answered at once, without waiting for a slot.
+    state
+        .throttle
+        .check(Some(&username), addr)
+        .map_err(|t| throttled(&username, addr, t))?;
+    let Some(slot) = state.verifier.acquire().await else {
+        log::debug!(
+            "login busy: user {} from {}: every verification slot is taken",
+            LoggedName(&username),
+            show_addr(addr)
+        );
+        return Err(ApiError::TooManyRequests(1));
     };
-    state.throttle.succeeded(&username);
+    // Counted now, while holding the slot: exactly the limit of concurrent attempts get through,
+    // and only attempts that are verified are tracked.
+    let reservation = state
+        .throttle
+        .reserve(Some(&username), addr)
+        .map_err(|t| throttled(&username, addr, t))?;
+    let st = state.clone();
+    let name = username.clone();
+    // argon2 takes tens of milliseconds and 19 MiB: on a slot thread, with the slot's memory.
+    let verified = slot
+        .run(
+            move |memory| -> Result<Option<db::users::UserRow>, ApiError> {
+                let conn = st.pool.get()?;
+                let row = db::users::by_username(&conn, &name)?;
+                let ok = passwords::verify_digest_in(
+                    memory,
+                    &digest,
+                    row.as_ref().and_then(|r| r.password_hash.as_deref()),
+                );
+                Ok(row.filter(|r| ok && r.active))
+            },
+        )
+        .await
+        .map_err(|e| ApiError::Internal(format!("login worker: {e}")))
+        .and_then(|r| r);
+    let row = match verified {
+        Ok(Some(row)) => row,
+        Ok(None) => {
+            log::warn!(
+                "login failed: user {} from {}",
+                LoggedName(&username),
+                show_addr(addr)
+            );
+            return Err(ApiError::LoginFailed);
+        }
+        Err(e) => {
+            state.throttle.refund(reservation);
+            return Err(e);
+        }
+    };
+    state.throttle.succeeded(reservation);
     let token = tokens::generate();
     let hashed = tokens::hash(&token);
     let expires = now + i64::from(state.token_ttl_days) * 86_400;
@@ -159,7 +240,7 @@ pub async fn login(
     })
     .await
     .map_err(|e| ApiError::Internal(format!("login worker: {e}")))??;
-    log::info!("login: user {:?} logged in", row.username);
+    log::info!("login: user {} logged in", LoggedName(&row.username));
     let user = UserEntry {
         id: row.id,
         username: row.username,
