@@ -133,9 +133,15 @@ impl Application {
                 .wrap_fn(reject_large_bodies)
                 .wrap(Condition::new(
                     access_log,
-                    Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
+                    // Method and path are the client's text: escaped and bounded (api::logged).
+                    Logger::new("%a \"%{method}xi %{path}xi\" %s %b %Dms")
                         .log_target("inquiryd::access")
-                        .custom_request_replace("method", |req| req.method().to_string()),
+                        .custom_request_replace("method", |req| {
+                            api::logged::Logged::path(req.method().as_str()).to_string()
+                        })
+                        .custom_request_replace("path", |req| {
+                            api::logged::Logged::path(req.path()).to_string()
+                        }),
                 ))
                 .configure(api::configure)
                 .default_service(web::to(|| async {

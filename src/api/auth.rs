@@ -9,6 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 use super::errors::json as json_response;
+use super::logged::Logged;
 use super::{ApiError, Caller};
 use crate::app::AppState;
 use crate::auth::throttle::Throttled;
@@ -105,22 +106,6 @@ fn login_success(user: &UserEntry, token: &str) -> HttpResponse {
 /// have one. A longer name is answered like an unknown user's without the argon2 work.
 pub const MAX_USERNAME_BYTES: usize = 128;
 
-/// How much of a client-supplied name a log line shows.
-const LOGGED_NAME_CHARS: usize = 64;
-
-/// A client-supplied name as a log line shows it: quoted and escaped (no control characters or
-/// line breaks reach the log), cut to [`LOGGED_NAME_CHARS`] characters with its full length.
-pub struct LoggedName<'a>(pub &'a str);
-
-impl std::fmt::Display for LoggedName<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0.char_indices().nth(LOGGED_NAME_CHARS) {
-            None => write!(f, "{:?}", self.0),
-            Some((cut, _)) => write!(f, "{:?}… ({} bytes)", &self.0[..cut], self.0.len()),
-        }
-    }
-}
-
 fn throttled(username: &str, addr: Option<std::net::IpAddr>, t: Throttled) -> ApiError {
     let level = if t.first {
         log::Level::Warn
@@ -130,7 +115,7 @@ fn throttled(username: &str, addr: Option<std::net::IpAddr>, t: Throttled) -> Ap
     log::log!(
         level,
         "login throttled: user {} from {}; retry in {}s",
-        LoggedName(username),
+        Logged::name(username),
         show_addr(addr),
         t.retry_after
     );
@@ -168,7 +153,7 @@ pub async fn login(
             .map_err(|t| throttled(&username, addr, t))?;
         log::warn!(
             "login failed: user {} from {}: longer than {MAX_USERNAME_BYTES} bytes",
-            LoggedName(&username),
+            Logged::name(&username),
             show_addr(addr)
         );
         return Err(ApiError::LoginFailed);
@@ -181,7 +166,7 @@ pub async fn login(
     let Some(slot) = state.verifier.acquire().await else {
         log::debug!(
             "login busy: user {} from {}: every verification slot is taken",
-            LoggedName(&username),
+            Logged::name(&username),
             show_addr(addr)
         );
         return Err(ApiError::TooManyRequests(1));
@@ -216,7 +201,7 @@ pub async fn login(
         Ok(None) => {
             log::warn!(
                 "login failed: user {} from {}",
-                LoggedName(&username),
+                Logged::name(&username),
                 show_addr(addr)
             );
             return Err(ApiError::LoginFailed);
@@ -240,7 +225,7 @@ pub async fn login(
     })
     .await
     .map_err(|e| ApiError::Internal(format!("login worker: {e}")))??;
-    log::info!("login: user {} logged in", LoggedName(&row.username));
+    log::info!("login: user {} logged in", Logged::name(&row.username));
     let user = UserEntry {
         id: row.id,
         username: row.username,

@@ -6,6 +6,7 @@ pub mod errors;
 pub mod health;
 pub mod info;
 pub mod livechat;
+pub mod logged;
 
 use std::future::{Ready, ready};
 use std::sync::Arc;
