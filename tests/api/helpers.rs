@@ -309,8 +309,13 @@ impl Server {
 
     /// As [`Server::start`], with extra environment variables.
     pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start_program(bin(), dir, args, env)
+    }
+
+    /// As [`Server::start_with_env`], running `program` (another build of inquiryd) instead.
+    pub fn start_program(program: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         use std::io::{BufRead, BufReader};
-        let mut cmd = Command::new(bin());
+        let mut cmd = Command::new(program);
         cmd.args(["serve", "--bind", "127.0.0.1:0"])
             .args(args)
             .current_dir(dir)

@@ -4,6 +4,7 @@
 mod cli;
 mod crash;
 mod files;
+mod flood;
 mod get_one;
 mod helpers;
 mod hostile;
