@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use inquiryd::plugins::format::{Inputs, compile_bytes};
+use inquiryd::plugins::load::{Inputs, compile_bytes};
 use inquiryd::plugins::{Caller, PluginHost, PluginSet, check_command, load_dir, schema};
 use serde_json::{Value, json};
 use tempfile::TempDir;

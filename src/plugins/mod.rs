@@ -1,15 +1,17 @@
 //! Declarative JSON plugin hooks that enrich or redact the `inquiry` object of a getOne response.
 //! Every `*.json` file directly in the plugins directory is one plugin (see [`format`] for the file
-//! format and its validation, [`engine`] for how hooks run, and [`watcher`] for live reload). The
-//! server holds a [`PluginHost`] and, per request, applies [`PluginHost::current`]; the CLI uses
-//! [`load_dir`], [`check_command`] and [`schema`].
+//! format, [`load`] for reading and validating it into the [`compiled`] form, [`engine`] for how hooks
+//! run, and [`watcher`] for live reload). The server holds a [`PluginHost`] and, per request, applies
+//! [`PluginHost::current`]; the CLI uses [`load_dir`], [`check_command`] and [`schema`].
 //!
 //! The one promise that shapes everything here: a redaction never fails open. Redactions run after
 //! every enrichment, they replace values of unexpected types instead of skipping them, and a plugin
 //! file that stops validating keeps its last good version in force.
 
+pub mod compiled;
 pub mod engine;
 pub mod format;
+pub mod load;
 pub mod watcher;
 
 use std::path::Path;
@@ -35,18 +37,18 @@ pub struct Caller<'a> {
 #[derive(Debug)]
 pub(crate) struct Loaded {
     pub name: String,
-    pub inputs: format::Inputs,
-    pub result: Result<Arc<format::CompiledPlugin>, Vec<PluginError>>,
+    pub inputs: load::Inputs,
+    pub result: Result<Arc<compiled::CompiledPlugin>, Vec<PluginError>>,
 }
 
 /// Loads every plugin file in `dir`. `Err` means the directory itself could not be listed.
 pub(crate) fn scan(dir: &Path) -> Result<Vec<Loaded>, PluginError> {
-    let names = format::list_plugin_files(dir)
+    let names = load::list_plugin_files(dir)
         .map_err(|e| PluginError::file(dir, format!("cannot read plugins directory: {e}")))?;
     Ok(names
         .into_iter()
         .map(|name| {
-            let (inputs, result) = format::load_file(dir, &name);
+            let (inputs, result) = load::load_file(dir, &name);
             Loaded {
                 name,
                 inputs,

@@ -23,7 +23,8 @@ use notify::RecursiveMode;
 use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 use serde_json::{Value, json};
 
-use super::format::{self, CompiledPlugin, Inputs};
+use super::compiled::CompiledPlugin;
+use super::load::{self, Inputs};
 use super::{PluginError, PluginSet};
 
 /// Quiet time the debouncer waits for after the last event of a burst.
@@ -218,7 +219,7 @@ impl Inner {
     /// still within its grace period, or some failing file is still settling (the caller then
     /// rescans again soon).
     fn reload(&self) -> bool {
-        let names = match format::list_plugin_files(&self.dir) {
+        let names = match load::list_plugin_files(&self.dir) {
             Ok(n) => n,
             Err(e) => {
                 let msg = format!("cannot read plugins directory {}: {e}", self.dir.display());
@@ -257,7 +258,7 @@ impl Inner {
                     continue;
                 }
             }
-            let (inputs, result) = format::load_file(&self.dir, &name);
+            let (inputs, result) = load::load_file(&self.dir, &name);
             if result.is_err() && inputs.modified_within(SETTLE) {
                 // Most likely caught mid-save (an in-place write truncates first): look again
                 // once the file has been quiet for a while, and only then call it an error.
