@@ -917,6 +917,123 @@ fn only_json_files_directly_in_the_directory_are_plugins() {
     assert_eq!(set.files(), ["p.json"]);
 }
 
+// ---------------------------------------------------------------------------------------------
+// plugin files are untrusted input confined to their directory
+// ---------------------------------------------------------------------------------------------
+
+/// `base/plugins` holding `p.json` (a lookup of `table_file`), and `base/outside/secret.json`.
+fn confined(table_file: &str) -> (TempDir, std::path::PathBuf) {
+    let base = tempfile::tempdir().expect("tempdir");
+    let plugins = base.path().join("plugins");
+    fs::create_dir_all(plugins.join("tables")).expect("mkdir");
+    fs::create_dir_all(base.path().join("outside")).expect("mkdir");
+    fs::write(
+        base.path().join("outside/secret.json"),
+        r#"{"guest-51":"the secret"}"#,
+    )
+    .expect("write");
+    fs::write(plugins.join("tables/crm.json"), r#"{"guest-51":"gold"}"#).expect("write");
+    let ops =
+        json!([{ "op": "lookup", "path": "/crm", "key": "/v/username", "table_file": table_file }]);
+    fs::write(plugins.join("p.json"), ops_plugin(ops)).expect("write");
+    (base, plugins)
+}
+
+fn load_errors(dir: &std::path::Path) -> String {
+    match load_dir(dir) {
+        Ok(set) => panic!(
+            "loaded, serving {}",
+            apply_as(&set, &inquiry(), &NOBODY)["crm"]
+        ),
+        Err(e) => e
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
+#[test]
+fn a_table_file_climbing_out_with_dot_dot_is_refused_with_its_pointer() {
+    let (_base, plugins) = confined("../outside/secret.json");
+    let e = load_errors(&plugins);
+    assert!(
+        e.contains(
+            "p.json: /hooks/0/do/0/table_file: table_file \"../outside/secret.json\": resolves to"
+        ) && e.contains("outside the plugins directory"),
+        "{e}"
+    );
+    // `..` that comes back inside is fine
+    let (_base, plugins) = confined("tables/../tables/crm.json");
+    let set = load_dir(&plugins).expect("loads");
+    assert_eq!(apply_as(&set, &inquiry(), &NOBODY)["crm"], "gold");
+}
+
+#[test]
+fn symlinks_out_of_the_directory_are_refused_and_those_inside_work() {
+    use std::os::unix::fs::symlink;
+    // a symlinked table file pointing out
+    let (base, plugins) = confined("tables/link.json");
+    symlink(
+        base.path().join("outside/secret.json"),
+        plugins.join("tables/link.json"),
+    )
+    .expect("symlink");
+    let e = load_errors(&plugins);
+    assert!(
+        e.contains("/hooks/0/do/0/table_file") && e.contains("outside the plugins directory"),
+        "{e}"
+    );
+    // a symlinked subdirectory pointing out
+    let (base, plugins) = confined("ext/secret.json");
+    symlink(base.path().join("outside"), plugins.join("ext")).expect("symlink");
+    let e = load_errors(&plugins);
+    assert!(
+        e.contains("/hooks/0/do/0/table_file") && e.contains("outside the plugins directory"),
+        "{e}"
+    );
+    // a plugin file that is a symlink pointing out
+    let (base, plugins) = confined("tables/crm.json");
+    fs::write(
+        base.path().join("outside/evil.json"),
+        ops_plugin(json!([{ "op": "set", "path": "/evil", "value": 1 }])),
+    )
+    .expect("write");
+    symlink(
+        base.path().join("outside/evil.json"),
+        plugins.join("evil.json"),
+    )
+    .expect("symlink");
+    let e = load_errors(&plugins);
+    assert!(
+        e.contains("evil.json: resolves to") && e.contains("outside the plugins directory"),
+        "{e}"
+    );
+    // symlinks that stay inside: a table file, a subdirectory, and a plugin file
+    let (_base, plugins) = confined("alias/link.json");
+    symlink("tables", plugins.join("alias")).expect("symlink");
+    symlink("crm.json", plugins.join("tables/link.json")).expect("symlink");
+    fs::create_dir(plugins.join("lib")).expect("mkdir");
+    fs::write(
+        plugins.join("lib/q.json"),
+        ops_plugin(json!([{ "op": "set", "path": "/q", "value": 1 }])),
+    )
+    .expect("write");
+    symlink("lib/q.json", plugins.join("q.json")).expect("symlink");
+    let set = load_dir(&plugins).expect("inside symlinks load");
+    let out = apply_as(&set, &inquiry(), &NOBODY);
+    assert_eq!((&out["crm"], &out["q"]), (&json!("gold"), &json!(1)));
+}
+
+#[test]
+fn a_plugins_directory_reached_through_a_symlink_still_works() {
+    let (base, plugins) = confined("tables/crm.json");
+    let link = base.path().join("plugins-link");
+    std::os::unix::fs::symlink(&plugins, &link).expect("symlink");
+    let set = load_dir(&link).expect("loads through the link");
+    assert_eq!(apply_as(&set, &inquiry(), &NOBODY)["crm"], "gold");
+}
+
 #[test]
 fn check_command_exit_codes() {
     let ok = dir_with(&[(

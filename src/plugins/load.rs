@@ -20,6 +20,7 @@ use super::format::{
     Hook, Location, MAX_FILE_BYTES, MAX_OPS_PER_FILE, MAX_TABLE_BYTES, OP_NAMES, Op, PluginError,
     PluginFile, When,
 };
+use super::input::{self, ReadError};
 
 /// True when `name` (a file name directly in the plugins directory) is a plugin file: `*.json`, not a
 /// dotfile, not an editor backup/swap/temp file, not the committed `plugin.schema.json`.
@@ -32,7 +33,9 @@ pub fn is_plugin_file_name(name: &str) -> bool {
         && !name.ends_with(".tmp")
 }
 
-/// Lists the plugin files directly in `dir` (regular files only), sorted by name.
+/// Lists the plugin files directly in `dir`, sorted by name. Subdirectories and dangling symlinks
+/// are left out; anything else with a plugin file name is listed, so that a FIFO, socket or device
+/// named `*.json` is reported by [`load_file`] instead of silently ignored.
 pub fn list_plugin_files(dir: &Path) -> std::io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir)? {
@@ -43,9 +46,9 @@ pub fn list_plugin_files(dir: &Path) -> std::io::Result<Vec<String>> {
         if !is_plugin_file_name(&name) {
             continue;
         }
-        // follows symlinks, so a link to a plugin file counts
+        // follows symlinks, so a link to a plugin file counts (stat never blocks, even on a FIFO)
         match std::fs::metadata(entry.path()) {
-            Ok(m) if m.is_file() => names.push(name),
+            Ok(m) if !m.is_dir() => names.push(name),
             _ => {}
         }
     }
@@ -54,16 +57,17 @@ pub fn list_plugin_files(dir: &Path) -> std::io::Result<Vec<String>> {
 }
 
 /// The bytes a compiled plugin was built from (the file and every table file it read), used by the
-/// watcher to tell whether a rebuild is needed.
+/// watcher to tell whether a rebuild is needed. Paths are the plugins directory joined with the
+/// name the plugin (or the directory listing) gave.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Inputs(pub Vec<(PathBuf, Option<Vec<u8>>)>);
 
 impl Inputs {
-    /// True when every input still has the same bytes on disk.
-    pub fn unchanged(&self) -> bool {
+    /// True when every input still reads (through the same checks as at load) as the same bytes.
+    pub fn unchanged(&self, dir: &Path) -> bool {
         self.0
             .iter()
-            .all(|(path, bytes)| read_limited(path, MAX_TABLE_BYTES).ok() == *bytes)
+            .all(|(path, bytes)| input::read(dir, path, MAX_TABLE_BYTES).ok() == *bytes)
     }
 
     /// True when some input was modified less than `age` ago (by its mtime).
@@ -77,31 +81,18 @@ impl Inputs {
     }
 }
 
-fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
-    let mut bytes = Vec::new();
-    // read one byte past the limit to tell "at the limit" from "over it" without trusting metadata
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    if bytes.len() as u64 > limit {
-        return Err(format!("file is over the limit of {limit} bytes"));
-    }
-    Ok(bytes)
-}
-
 /// Reads, validates and compiles `dir/name`. `Err` holds every problem found in the file.
 /// The `Inputs` are returned either way (empty when the file could not be read).
 pub fn load_file(dir: &Path, name: &str) -> (Inputs, Result<CompiledPlugin, Vec<PluginError>>) {
     let path = dir.join(name);
-    let bytes = match read_limited(&path, MAX_FILE_BYTES) {
+    let bytes = match input::read(dir, &path, MAX_FILE_BYTES) {
         Ok(b) => b,
         Err(e) => {
-            let msg = if e.starts_with("file is over") {
-                format!("file is over the 1 MiB limit ({MAX_FILE_BYTES} bytes)")
-            } else {
-                e
+            let msg = match e {
+                ReadError::TooLarge(_) => {
+                    format!("file is over the 1 MiB limit ({MAX_FILE_BYTES} bytes)")
+                }
+                e => e.to_string(),
             };
             return (
                 Inputs(vec![(path.clone(), None)]),
@@ -626,7 +617,7 @@ impl Compiler<'_> {
             return Arc::new(Map::new());
         }
         let full = self.dir.join(rel_path);
-        let bytes = match read_limited(&full, MAX_TABLE_BYTES) {
+        let bytes = match input::read(self.dir, &full, MAX_TABLE_BYTES) {
             Ok(b) => b,
             Err(e) => {
                 self.inputs.0.push((full, None));

@@ -11,6 +11,7 @@
 pub mod compiled;
 pub mod engine;
 pub mod format;
+pub mod input;
 pub mod load;
 pub mod watcher;
 

@@ -278,7 +278,7 @@ impl Inner {
         for name in names {
             if let Some(f) = state.files.get_mut(&name) {
                 f.missing_since = None;
-                if f.inputs.unchanged() {
+                if f.inputs.unchanged(&self.dir) {
                     continue;
                 }
             }
