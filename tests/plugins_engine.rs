@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use inquiryd::plugins::compiled::SetBudget;
 use inquiryd::plugins::load::{Inputs, compile_bytes};
 use inquiryd::plugins::{Caller, PluginHost, PluginSet, check_command, load_dir, schema};
 use serde_json::{Value, json};
@@ -1034,6 +1035,137 @@ fn a_plugins_directory_reached_through_a_symlink_still_works() {
     assert_eq!(apply_as(&set, &inquiry(), &NOBODY)["crm"], "gold");
 }
 
+// ---------------------------------------------------------------------------------------------
+// validation cost is bounded by a budget, not by what a small file expands to
+// ---------------------------------------------------------------------------------------------
+
+/// One hook whose `when` tests `n` pointers (`/f0`, `/f1`, …) against `regex`.
+fn regex_plugin(n: usize, regex: &str) -> String {
+    let tests: serde_json::Map<String, Value> = (0..n)
+        .map(|i| (format!("/f{i}"), json!({ "matches": regex })))
+        .collect();
+    when_plugin(
+        json!({ "inquiry": tests }),
+        json!([{ "op": "remove", "path": "/a" }]),
+    )
+}
+
+#[test]
+fn a_small_file_of_costly_regexes_is_refused_with_the_pointer_over_budget() {
+    // the issue's file: 100 mid-size regexes in about 4 KB, 595 MB and seconds to compile before
+    let text = regex_plugin(100, r"\w{100}[a-z]{50}N");
+    assert!(text.len() < 8 * 1024);
+    let (_d, errors) = errors_of(&[("re.json", &text)]);
+    let all = errors.join("\n");
+    assert!(
+        errors[0].contains("re.json: /hooks/0/when/inquiry/~1f0/matches: regex")
+            && errors[0].contains("over the budget of 1048576 bytes per regex"),
+        "{all}"
+    );
+    // compiling stops once the file's budget is spent: a few errors, not a hundred
+    assert!(errors.len() <= 8, "{all}");
+}
+
+#[test]
+fn regexes_each_within_budget_are_refused_past_the_file_budget() {
+    // about 56 KB each (Unicode \w); 4 MiB holds some 70 of them
+    let (_d, errors) = errors_of(&[("many.json", &regex_plugin(200, r"^\w+$"))]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("/matches: regexes of this file compile to")
+            && errors[0].contains("over the budget of 4194304 bytes per file"),
+        "{}",
+        errors[0]
+    );
+    // the same regexes, ASCII only, are small: the file loads and matches
+    let set = set_of(&[("ok.json", &regex_plugin(200, r"^(?-u:\w)+$"))]);
+    assert_eq!(set.hook_count(), 1);
+}
+
+#[test]
+fn regexes_are_refused_past_the_budget_of_the_whole_set() {
+    // 60 regexes of about 56 KB per file (under the 4 MiB per file); ten files exceed 32 MiB
+    let text = regex_plugin(60, r"^\w+$");
+    let files: Vec<(String, String)> = (0..10)
+        .map(|i| (format!("p{i}.json"), text.clone()))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let (_d, errors) = errors_of(&refs);
+    let all = errors.join("\n");
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.contains("over the budget of 33554432 bytes for the whole plugin set")),
+        "{all}"
+    );
+    assert!(all.contains("p9.json: /hooks/0/when/inquiry/"), "{all}");
+    assert!(!all.contains("p0.json"), "the first files fit: {all}");
+}
+
+#[test]
+fn hooks_conditions_and_list_values_are_bounded_per_file() {
+    let hook = json!({ "on": "inquiry.response", "do": [] });
+    let (_d, e) = one_error(&[(
+        "hooks.json",
+        &plugin_json(100, Value::Array(vec![hook.clone(); 1001])),
+    )]);
+    assert!(
+        e.contains("hooks.json: /hooks/1000: 1001 hooks, over the limit of 1000 per file"),
+        "{e}"
+    );
+    set_of(&[("ok.json", &plugin_json(100, Value::Array(vec![hook; 1000])))]);
+
+    let tests: serde_json::Map<String, Value> = (0..1001)
+        .map(|i| (format!("/f{i:04}"), json!({ "exists": true })))
+        .collect();
+    let (_d, e) = one_error(&[(
+        "tests.json",
+        &when_plugin(json!({ "inquiry": tests }), json!([])),
+    )]);
+    assert!(
+        e.contains("tests.json: /hooks/0/when/inquiry/~1f1000: over the limit of 1000 conditions"),
+        "{e}"
+    );
+    let branches = vec![json!({ "caller": { "usernames": ["a"] } }); 1001];
+    let (_d, e) = one_error(&[(
+        "any.json",
+        &when_plugin(json!({ "any": branches }), json!([])),
+    )]);
+    assert!(
+        e.contains("any.json: /hooks/0/when/any/1000: over the limit of 1000 conditions"),
+        "{e}"
+    );
+
+    let values: Vec<Value> = (0..10_001).map(|i| json!(i)).collect();
+    let (_d, e) = one_error(&[(
+        "in.json",
+        &when_plugin(json!({ "inquiry": { "/a": { "in": values } } }), json!([])),
+    )]);
+    assert!(
+        e.contains("in.json: /hooks/0/when/inquiry/~1a/in: over the limit of 10000 values"),
+        "{e}"
+    );
+}
+
+#[test]
+fn plugin_files_past_the_limit_per_directory_are_refused() {
+    let body = ops_plugin(json!([{ "op": "remove", "path": "/a" }]));
+    let files: Vec<(String, &str)> = (0..257)
+        .map(|i| (format!("p{i:03}.json"), body.as_str()))
+        .collect();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    let (_d, e) = one_error(&refs);
+    assert!(
+        e.contains(
+            "p256.json: not loaded: the directory has 257 plugin files, over the limit of 256"
+        ),
+        "{e}"
+    );
+}
+
 #[test]
 fn check_command_exit_codes() {
     let ok = dir_with(&[(
@@ -1784,6 +1916,7 @@ mod props {
                 &name,
                 body.as_bytes(),
                 &mut Inputs::default(),
+                SetBudget::FULL,
             ) {
                 Ok(p) => Arc::new(p),
                 Err(e) => panic!("generated plugin did not compile: {e:?}\n{body}"),

@@ -4,10 +4,12 @@
 
 use std::sync::Arc;
 
-use regex::Regex;
+use regex_automata::meta::Regex;
 use serde_json::{Map, Value};
 
-use super::format::{Bound, CallerCondition, MAX_POINTER_SEGMENTS};
+use super::format::{
+    Bound, CallerCondition, MAX_INPUT_BYTES_PER_SET, MAX_POINTER_SEGMENTS, MAX_REGEX_BYTES_PER_SET,
+};
 
 /// One segment of a compiled JSON Pointer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,6 +197,39 @@ pub struct CompiledPlugin {
     pub enabled: bool,
     pub priority: i64,
     pub hooks: Vec<CompiledHook>,
+    /// What the plugin costs, charged against the set's budgets.
+    pub cost: Cost,
+}
+
+/// What a compiled plugin costs: the heap of its compiled regexes, and the bytes of the files
+/// (the plugin file and its table files) it was built from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cost {
+    pub regex_bytes: usize,
+    pub input_bytes: u64,
+}
+
+/// What the rest of the plugin set leaves for one file to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetBudget {
+    pub regex_bytes: usize,
+    pub input_bytes: u64,
+}
+
+impl SetBudget {
+    /// The whole budget of a set ([`MAX_REGEX_BYTES_PER_SET`], [`MAX_INPUT_BYTES_PER_SET`]).
+    pub const FULL: SetBudget = SetBudget {
+        regex_bytes: MAX_REGEX_BYTES_PER_SET,
+        input_bytes: MAX_INPUT_BYTES_PER_SET,
+    };
+
+    /// What is left once `cost` is charged (never below zero).
+    pub fn minus(self, cost: Cost) -> SetBudget {
+        SetBudget {
+            regex_bytes: self.regex_bytes.saturating_sub(cost.regex_bytes),
+            input_bytes: self.input_bytes.saturating_sub(cost.input_bytes),
+        }
+    }
 }
 
 impl CompiledPlugin {

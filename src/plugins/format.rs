@@ -22,6 +22,31 @@ pub const MAX_TABLE_BYTES: u64 = 16 * 1024 * 1024;
 pub const MAX_OPS_PER_FILE: usize = 1000;
 /// Most segments accepted in one JSON Pointer; keeps every walk shallow and the output nestable.
 pub const MAX_POINTER_SEGMENTS: usize = 32;
+/// Most hooks accepted in one plugin file (a hook without operations counts too: its conditions
+/// still run on every request).
+pub const MAX_HOOKS_PER_FILE: usize = 1000;
+/// Most conditions accepted in one plugin file: every `inquiry` pointer test and every `any`
+/// branch counts one.
+pub const MAX_CONDITIONS_PER_FILE: usize = 1000;
+/// Most values accepted in the lists of one plugin file's conditions (`in`, `roles_any`,
+/// `roles_all`, `roles_none`, `usernames`), all lists together.
+pub const MAX_LIST_VALUES_PER_FILE: usize = 10_000;
+/// Most heap one compiled regex may use, in bytes. Compiling stops as soon as it would need more,
+/// so a regex over the budget costs no more than one at the budget.
+pub const MAX_REGEX_BYTES: usize = 1024 * 1024;
+/// Most heap the compiled regexes of one plugin file may use together, in bytes (a regex refused
+/// for its size is charged [`MAX_REGEX_BYTES`], the work it took).
+pub const MAX_REGEX_BYTES_PER_FILE: usize = 4 * 1024 * 1024;
+/// Most heap the compiled regexes of every plugin file in force may use together, in bytes.
+pub const MAX_REGEX_BYTES_PER_SET: usize = 32 * 1024 * 1024;
+/// Most heap a regex's lazy DFA may grow while matching, per thread matching it (when full it is
+/// cleared, and a regex that keeps filling it falls back to a slower engine that needs none).
+pub const REGEX_CACHE_BYTES: usize = 256 * 1024;
+/// Most plugin files in the plugins directory; files past it, in name order, are errors.
+pub const MAX_PLUGIN_FILES: usize = 256;
+/// Most bytes of plugin files and table files every plugin file in force may be built from,
+/// together (a table file read by two plugins counts twice: each holds its own copy).
+pub const MAX_INPUT_BYTES_PER_SET: u64 = 64 * 1024 * 1024;
 /// The only hook event there is today.
 pub const EVENT_INQUIRY_RESPONSE: &str = "inquiry.response";
 

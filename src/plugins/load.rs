@@ -9,16 +9,17 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use regex::Regex;
+use regex_automata::meta::Regex;
 use serde_json::{Map, Value};
 
 use super::compiled::{
-    CompiledHook, CompiledOp, CompiledPlugin, CompiledTest, CompiledWhen, Pointer, ValueSource,
-    parse_template,
+    CompiledHook, CompiledOp, CompiledPlugin, CompiledTest, CompiledWhen, Cost, Pointer, SetBudget,
+    ValueSource, parse_template,
 };
 use super::format::{
-    Hook, Location, MAX_FILE_BYTES, MAX_OPS_PER_FILE, MAX_TABLE_BYTES, OP_NAMES, Op, PluginError,
-    PluginFile, When,
+    Hook, Location, MAX_CONDITIONS_PER_FILE, MAX_FILE_BYTES, MAX_HOOKS_PER_FILE,
+    MAX_LIST_VALUES_PER_FILE, MAX_OPS_PER_FILE, MAX_REGEX_BYTES, MAX_REGEX_BYTES_PER_FILE,
+    MAX_TABLE_BYTES, OP_NAMES, Op, PluginError, PluginFile, REGEX_CACHE_BYTES, When,
 };
 use super::input::{self, ReadError};
 
@@ -81,9 +82,13 @@ impl Inputs {
     }
 }
 
-/// Reads, validates and compiles `dir/name`. `Err` holds every problem found in the file.
-/// The `Inputs` are returned either way (empty when the file could not be read).
-pub fn load_file(dir: &Path, name: &str) -> (Inputs, Result<CompiledPlugin, Vec<PluginError>>) {
+/// Reads, validates and compiles `dir/name`, within what `budget` (the rest of the set) leaves.
+/// `Err` holds every problem found in the file. The `Inputs` are returned either way.
+pub fn load_file(
+    dir: &Path,
+    name: &str,
+    budget: SetBudget,
+) -> (Inputs, Result<CompiledPlugin, Vec<PluginError>>) {
     let path = dir.join(name);
     let bytes = match input::read(dir, &path, MAX_FILE_BYTES) {
         Ok(b) => b,
@@ -101,23 +106,28 @@ pub fn load_file(dir: &Path, name: &str) -> (Inputs, Result<CompiledPlugin, Vec<
         }
     };
     let mut inputs = Inputs(vec![(path.clone(), Some(bytes.clone()))]);
-    let result = compile_bytes(dir, &path, name, &bytes, &mut inputs);
+    let result = compile_bytes(dir, &path, name, &bytes, &mut inputs, budget);
     (inputs, result)
 }
 
-/// Parses and compiles one plugin from its bytes; `path` is used in messages, `dir` resolves `table_file`.
+/// Parses and compiles one plugin from its bytes, within what `budget` (the rest of the set)
+/// leaves; `path` is used in messages, `dir` resolves `table_file`.
 pub fn compile_bytes(
     dir: &Path,
     path: &Path,
     name: &str,
     bytes: &[u8],
     inputs: &mut Inputs,
+    budget: SetBudget,
 ) -> Result<CompiledPlugin, Vec<PluginError>> {
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(vec![PluginError::file(
             path,
             format!("file is over the 1 MiB limit ({MAX_FILE_BYTES} bytes)"),
         )]);
+    }
+    if bytes.len() as u64 > budget.input_bytes {
+        return Err(vec![PluginError::file(path, input_budget_message(budget))]);
     }
     let value: Value = match serde_json::from_slice(bytes) {
         Ok(v) => v,
@@ -136,6 +146,18 @@ pub fn compile_bytes(
             format!("{ops} operations, over the limit of {MAX_OPS_PER_FILE} per file"),
         )]);
     }
+    let hooks = value
+        .get("hooks")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    if hooks > MAX_HOOKS_PER_FILE {
+        return Err(vec![PluginError::at(
+            path,
+            format!("/hooks/{MAX_HOOKS_PER_FILE}"),
+            format!("{hooks} hooks, over the limit of {MAX_HOOKS_PER_FILE} per file"),
+        )]);
+    }
+    let mut budget = Budget::new(budget, bytes.len() as u64);
     let file = match deserialize_file(path, &value) {
         Ok(f) => f,
         Err(mut errors) => {
@@ -146,6 +168,7 @@ pub fn compile_bytes(
                 errors: Vec::new(),
                 tables: HashMap::new(),
                 inputs,
+                budget: &mut budget,
             };
             for (at, op) in parsed_ops(path, &value) {
                 ctx.op(&op, &at);
@@ -161,6 +184,7 @@ pub fn compile_bytes(
         errors: Vec::new(),
         tables: HashMap::new(),
         inputs,
+        budget: &mut budget,
     };
     let hooks = file
         .hooks
@@ -175,6 +199,7 @@ pub fn compile_bytes(
             enabled: file.enabled,
             priority: file.priority,
             hooks,
+            cost: budget.cost,
         })
     } else {
         Err(ctx.errors)
@@ -393,6 +418,46 @@ struct Compiler<'a> {
     errors: Vec<PluginError>,
     tables: HashMap<String, Arc<Map<String, Value>>>,
     inputs: &'a mut Inputs,
+    budget: &'a mut Budget,
+}
+
+/// What one file has used of its budgets, and what the rest of the set leaves it. Each limit is
+/// reported once, at the pointer where it was crossed; past it, nothing more is compiled for it.
+struct Budget {
+    set: SetBudget,
+    cost: Cost,
+    conditions: usize,
+    list_values: usize,
+    /// Set once a regex budget is spent: later regexes are not compiled.
+    regex_spent: bool,
+    conditions_spent: bool,
+    list_values_spent: bool,
+}
+
+impl Budget {
+    fn new(set: SetBudget, file_bytes: u64) -> Budget {
+        Budget {
+            set,
+            cost: Cost {
+                regex_bytes: 0,
+                input_bytes: file_bytes,
+            },
+            conditions: 0,
+            list_values: 0,
+            regex_spent: false,
+            conditions_spent: false,
+            list_values_spent: false,
+        }
+    }
+}
+
+fn input_budget_message(budget: SetBudget) -> String {
+    format!(
+        "over the budget of {} bytes of plugin and table files for the whole plugin set \
+         (the other files in force leave {})",
+        super::format::MAX_INPUT_BYTES_PER_SET,
+        budget.input_bytes
+    )
 }
 
 impl Compiler<'_> {
@@ -440,25 +505,149 @@ impl Compiler<'_> {
         CompiledHook { when, ops }
     }
 
+    /// Counts one condition at `at`; false (and one error) once the file is over the limit.
+    fn condition(&mut self, at: &str) -> bool {
+        if self.budget.conditions_spent {
+            return false;
+        }
+        self.budget.conditions += 1;
+        if self.budget.conditions > MAX_CONDITIONS_PER_FILE {
+            self.budget.conditions_spent = true;
+            self.err(
+                at.to_owned(),
+                format!(
+                    "over the limit of {MAX_CONDITIONS_PER_FILE} conditions (inquiry tests and \
+                     \"any\" branches) per file"
+                ),
+            );
+            return false;
+        }
+        true
+    }
+
+    /// Counts the `n` values of the list at `at` against the file's limit.
+    fn list_values(&mut self, n: usize, at: String) {
+        if self.budget.list_values_spent {
+            return;
+        }
+        self.budget.list_values += n;
+        if self.budget.list_values > MAX_LIST_VALUES_PER_FILE {
+            self.budget.list_values_spent = true;
+            self.err(
+                at,
+                format!(
+                    "over the limit of {MAX_LIST_VALUES_PER_FILE} values in the condition lists \
+                     (in, roles_any, roles_all, roles_none, usernames) of one file"
+                ),
+            );
+        }
+    }
+
+    /// Compiles the regex at `at` within the budgets per regex, per file and per set.
+    fn regex(&mut self, re: &str, at: String) -> Option<Regex> {
+        if self.budget.regex_spent {
+            return None;
+        }
+        let config = Regex::config()
+            .nfa_size_limit(Some(MAX_REGEX_BYTES))
+            .onepass_size_limit(Some(MAX_REGEX_BYTES))
+            .hybrid_cache_capacity(REGEX_CACHE_BYTES);
+        let built = Regex::builder().configure(config).build(re);
+        // a regex refused for its size took about the budget to find out: charge that
+        let (regex, charge) = match built {
+            Ok(r) => {
+                let used = r.memory_usage();
+                if used > MAX_REGEX_BYTES {
+                    (Err(format!("{used} bytes")), used)
+                } else {
+                    (Ok(r), used)
+                }
+            }
+            Err(e) if e.size_limit().is_some() => (
+                Err(format!("over {MAX_REGEX_BYTES} bytes")),
+                MAX_REGEX_BYTES,
+            ),
+            Err(e) => {
+                let text = e
+                    .syntax_error()
+                    .map_or_else(|| e.to_string(), ToString::to_string);
+                let first = text.lines().last().unwrap_or("").trim();
+                let first = first.trim_start_matches("error: ").to_owned();
+                self.err(at, format!("invalid regex {re:?}: {first}"));
+                return None;
+            }
+        };
+        let file_total = self.budget.cost.regex_bytes + charge;
+        self.budget.cost.regex_bytes = file_total;
+        let regex = match regex {
+            Ok(r) => r,
+            Err(size) => {
+                self.err(
+                    at,
+                    format!(
+                        "regex {re:?} compiles to {size}, over the budget of {MAX_REGEX_BYTES} \
+                         bytes per regex (Unicode classes such as \\w are large; (?-u:\\w) \
+                         is ASCII only)"
+                    ),
+                );
+                if file_total > MAX_REGEX_BYTES_PER_FILE {
+                    self.budget.regex_spent = true;
+                }
+                return None;
+            }
+        };
+        if file_total > MAX_REGEX_BYTES_PER_FILE {
+            self.budget.regex_spent = true;
+            self.err(
+                at,
+                format!(
+                    "regexes of this file compile to {file_total} bytes here, over the budget \
+                     of {MAX_REGEX_BYTES_PER_FILE} bytes per file"
+                ),
+            );
+            return None;
+        }
+        if file_total > self.budget.set.regex_bytes {
+            self.budget.regex_spent = true;
+            self.err(
+                at,
+                format!(
+                    "regexes compile to over the budget of {} bytes for the whole plugin set \
+                     (the other files in force leave {}, this file needs {file_total} here)",
+                    super::format::MAX_REGEX_BYTES_PER_SET,
+                    self.budget.set.regex_bytes
+                ),
+            );
+            return None;
+        }
+        Some(regex)
+    }
+
     fn when(&mut self, when: &When, at: String) -> CompiledWhen {
         let mut inquiry = Vec::new();
+        if let Some(c) = &when.caller {
+            for (key, list) in [
+                ("roles_any", &c.roles_any),
+                ("roles_all", &c.roles_all),
+                ("roles_none", &c.roles_none),
+                ("usernames", &c.usernames),
+            ] {
+                if let Some(list) = list {
+                    self.list_values(list.len(), format!("{at}/caller/{key}"));
+                }
+            }
+        }
         for (ptr, test) in when.inquiry.iter().flatten() {
             let at_test = format!("{at}/inquiry/{}", escape_token(ptr));
+            if !self.condition(&at_test) {
+                break;
+            }
+            if let Some(list) = &test.in_ {
+                self.list_values(list.len(), format!("{at_test}/in"));
+            }
             let pointer = self.pointer(ptr, at_test.clone(), true, true);
             let matches = match &test.matches {
-                Some(re) => match Regex::new(re) {
-                    Ok(r) => Some(r),
-                    Err(e) => {
-                        let first = e.to_string();
-                        let first = first.lines().last().unwrap_or("").trim();
-                        let first = first.trim_start_matches("error: ").to_owned();
-                        self.err(
-                            format!("{at_test}/matches"),
-                            format!("invalid regex {re:?}: {first}"),
-                        );
-                        None
-                    }
-                },
+                Some(re) => self.regex(re, format!("{at_test}/matches")),
                 None => None,
             };
             if test.equals.is_none()
@@ -502,10 +691,15 @@ impl Compiler<'_> {
                     "\"any\" must list at least one condition",
                 );
             }
-            list.iter()
-                .enumerate()
-                .map(|(k, w)| self.when(w, format!("{at}/any/{k}")))
-                .collect()
+            let mut branches = Vec::new();
+            for (k, w) in list.iter().enumerate() {
+                let at_branch = format!("{at}/any/{k}");
+                if !self.condition(&at_branch) {
+                    break;
+                }
+                branches.push(self.when(w, at_branch));
+            }
+            branches
         });
         CompiledWhen {
             caller: when.caller.clone(),
@@ -626,6 +820,12 @@ impl Compiler<'_> {
             }
         };
         self.inputs.0.push((full, Some(bytes.clone())));
+        self.budget.cost.input_bytes += bytes.len() as u64;
+        if self.budget.cost.input_bytes > self.budget.set.input_bytes {
+            let message = input_budget_message(self.budget.set);
+            self.err(at, format!("table_file {rel:?}: {message}"));
+            return Arc::new(Map::new());
+        }
         let table = match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(m)) => Arc::new(m),
             Ok(_) => {

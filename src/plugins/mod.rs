@@ -18,6 +18,8 @@ pub mod watcher;
 use std::path::Path;
 use std::sync::Arc;
 
+use compiled::SetBudget;
+
 pub use engine::PluginSet;
 pub use format::{Location, PluginError};
 pub use watcher::PluginHost;
@@ -42,14 +44,29 @@ pub(crate) struct Loaded {
     pub result: Result<Arc<compiled::CompiledPlugin>, Vec<PluginError>>,
 }
 
-/// Loads every plugin file in `dir`. `Err` means the directory itself could not be listed.
+/// Loads every plugin file in `dir`, in name order, each within what the files before it leave of
+/// the set's budgets. `Err` means the directory itself could not be listed.
 pub(crate) fn scan(dir: &Path) -> Result<Vec<Loaded>, PluginError> {
     let names = load::list_plugin_files(dir)
         .map_err(|e| PluginError::file(dir, format!("cannot read plugins directory: {e}")))?;
+    let count = names.len();
+    let mut budget = SetBudget::FULL;
     Ok(names
         .into_iter()
-        .map(|name| {
-            let (inputs, result) = load::load_file(dir, &name);
+        .enumerate()
+        .map(|(i, name)| {
+            if i >= format::MAX_PLUGIN_FILES {
+                let error = too_many_files(dir, &name, count);
+                return Loaded {
+                    name,
+                    inputs: load::Inputs::default(),
+                    result: Err(vec![error]),
+                };
+            }
+            let (inputs, result) = load::load_file(dir, &name, budget);
+            if let Ok(p) = &result {
+                budget = budget.minus(p.cost);
+            }
             Loaded {
                 name,
                 inputs,
@@ -57,6 +74,17 @@ pub(crate) fn scan(dir: &Path) -> Result<Vec<Loaded>, PluginError> {
             }
         })
         .collect())
+}
+
+/// The error of a plugin file past the [`format::MAX_PLUGIN_FILES`] first ones, in name order.
+pub(crate) fn too_many_files(dir: &Path, name: &str, count: usize) -> PluginError {
+    PluginError::file(
+        &dir.join(name),
+        format!(
+            "not loaded: the directory has {count} plugin files, over the limit of {}",
+            format::MAX_PLUGIN_FILES
+        ),
+    )
 }
 
 /// Loads and validates every plugin file in `dir`, without watching.

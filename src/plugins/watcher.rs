@@ -28,7 +28,8 @@ use notify::RecursiveMode;
 use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 use serde_json::{Value, json};
 
-use super::compiled::CompiledPlugin;
+use super::compiled::{CompiledPlugin, SetBudget};
+use super::format;
 use super::load::{self, Inputs};
 use super::{PluginError, PluginSet};
 
@@ -58,6 +59,17 @@ struct FileState {
     error: Option<String>,
     /// When the file was first seen missing.
     missing_since: Option<Instant>,
+}
+
+impl FileState {
+    fn new() -> FileState {
+        FileState {
+            inputs: Inputs::default(),
+            last_good: None,
+            error: None,
+            missing_since: None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -238,13 +250,19 @@ impl Inner {
     /// is still settling (the caller then rescans again soon).
     fn reload(&self) -> bool {
         let mut state = self.lock();
-        let pending = self.rescan(&mut state);
+        let (pending, set) = self.rescan(&mut state);
+        // health first: whoever sees the new set, then asks for health, sees the new details
         self.health
             .store(Arc::new(health_details(&self.dir, &state)));
+        if let Some(set) = set {
+            self.set.store(Arc::new(set));
+        }
         pending
     }
 
-    fn rescan(&self, state: &mut State) -> bool {
+    /// The rescan proper: updates `state`, and returns whether to rescan soon and the new set,
+    /// if anything changed.
+    fn rescan(&self, state: &mut State) -> (bool, Option<PluginSet>) {
         let names = match load::list_plugin_files(&self.dir) {
             Ok(n) => n,
             Err(e) => {
@@ -253,7 +271,7 @@ impl Inner {
                     log::error!("{msg} (keeping the plugins in force)");
                     state.last_error = Some(msg);
                 }
-                return false;
+                return (false, None);
             }
         };
         let mut changed = false;
@@ -275,14 +293,38 @@ impl Inner {
             state.files.remove(&name);
             changed = true;
         }
-        for name in names {
+        let count = names.len();
+        for (i, name) in names.into_iter().enumerate() {
+            if i >= format::MAX_PLUGIN_FILES {
+                let error = super::too_many_files(&self.dir, &name, count).to_string();
+                let entry = state
+                    .files
+                    .entry(name.clone())
+                    .or_insert_with(FileState::new);
+                entry.missing_since = None;
+                // read again once it is within the limit
+                entry.inputs = Inputs(vec![(self.dir.join(&name), None)]);
+                if entry.error.as_deref() != Some(error.as_str()) {
+                    log::error!("plugin reload: {error}");
+                    entry.error = Some(error);
+                    changed = true;
+                }
+                continue;
+            }
             if let Some(f) = state.files.get_mut(&name) {
                 f.missing_since = None;
                 if f.inputs.unchanged(&self.dir) {
                     continue;
                 }
             }
-            let (inputs, result) = load::load_file(&self.dir, &name);
+            // what the other files in force leave this one of the set's budgets
+            let budget = state
+                .files
+                .iter()
+                .filter(|(other, _)| **other != name)
+                .filter_map(|(_, f)| f.last_good.as_ref())
+                .fold(SetBudget::FULL, |b, p| b.minus(p.cost));
+            let (inputs, result) = load::load_file(&self.dir, &name, budget);
             if result.is_err() && inputs.modified_within(SETTLE) {
                 // Most likely caught mid-save (an in-place write truncates first): look again
                 // once the file has been quiet for a while, and only then call it an error.
@@ -290,12 +332,7 @@ impl Inner {
                 continue;
             }
             changed = true;
-            let entry = state.files.entry(name).or_insert_with(|| FileState {
-                inputs: Inputs::default(),
-                last_good: None,
-                error: None,
-                missing_since: None,
-            });
+            let entry = state.files.entry(name).or_insert_with(FileState::new);
             entry.inputs = inputs;
             match result {
                 Ok(p) => {
@@ -332,7 +369,7 @@ impl Inner {
             };
             state.last_reload = Utc::now();
             log_summary(&self.dir, state, &set);
-            self.set.store(Arc::new(set));
+            return (pending, Some(set));
         } else if state
             .last_error
             .as_deref()
@@ -340,7 +377,7 @@ impl Inner {
         {
             state.last_error = None;
         }
-        pending
+        (pending, None)
     }
 }
 
