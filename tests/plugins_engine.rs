@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use inquiryd::plugins::format::{Inputs, compile_bytes};
+use inquiryd::plugins::compiled::SetBudget;
+use inquiryd::plugins::load::{Inputs, compile_bytes};
 use inquiryd::plugins::{Caller, PluginHost, PluginSet, check_command, load_dir, schema};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -917,6 +918,254 @@ fn only_json_files_directly_in_the_directory_are_plugins() {
     assert_eq!(set.files(), ["p.json"]);
 }
 
+// ---------------------------------------------------------------------------------------------
+// plugin files are untrusted input confined to their directory
+// ---------------------------------------------------------------------------------------------
+
+/// `base/plugins` holding `p.json` (a lookup of `table_file`), and `base/outside/secret.json`.
+fn confined(table_file: &str) -> (TempDir, std::path::PathBuf) {
+    let base = tempfile::tempdir().expect("tempdir");
+    let plugins = base.path().join("plugins");
+    fs::create_dir_all(plugins.join("tables")).expect("mkdir");
+    fs::create_dir_all(base.path().join("outside")).expect("mkdir");
+    fs::write(
+        base.path().join("outside/secret.json"),
+        r#"{"guest-51":"the secret"}"#,
+    )
+    .expect("write");
+    fs::write(plugins.join("tables/crm.json"), r#"{"guest-51":"gold"}"#).expect("write");
+    let ops =
+        json!([{ "op": "lookup", "path": "/crm", "key": "/v/username", "table_file": table_file }]);
+    fs::write(plugins.join("p.json"), ops_plugin(ops)).expect("write");
+    (base, plugins)
+}
+
+fn load_errors(dir: &std::path::Path) -> String {
+    match load_dir(dir) {
+        Ok(set) => panic!(
+            "loaded, serving {}",
+            apply_as(&set, &inquiry(), &NOBODY)["crm"]
+        ),
+        Err(e) => e
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
+#[test]
+fn a_table_file_climbing_out_with_dot_dot_is_refused_with_its_pointer() {
+    let (_base, plugins) = confined("../outside/secret.json");
+    let e = load_errors(&plugins);
+    assert!(
+        e.contains(
+            "p.json: /hooks/0/do/0/table_file: table_file \"../outside/secret.json\": resolves to"
+        ) && e.contains("outside the plugins directory"),
+        "{e}"
+    );
+    // `..` that comes back inside is fine
+    let (_base, plugins) = confined("tables/../tables/crm.json");
+    let set = load_dir(&plugins).expect("loads");
+    assert_eq!(apply_as(&set, &inquiry(), &NOBODY)["crm"], "gold");
+}
+
+#[test]
+fn symlinks_out_of_the_directory_are_refused_and_those_inside_work() {
+    use std::os::unix::fs::symlink;
+    // a symlinked table file pointing out
+    let (base, plugins) = confined("tables/link.json");
+    symlink(
+        base.path().join("outside/secret.json"),
+        plugins.join("tables/link.json"),
+    )
+    .expect("symlink");
+    let e = load_errors(&plugins);
+    assert!(
+        e.contains("/hooks/0/do/0/table_file") && e.contains("outside the plugins directory"),
+        "{e}"
+    );
+    // a symlinked subdirectory pointing out
+    let (base, plugins) = confined("ext/secret.json");
+    symlink(base.path().join("outside"), plugins.join("ext")).expect("symlink");
+    let e = load_errors(&plugins);
+    assert!(
+        e.contains("/hooks/0/do/0/table_file") && e.contains("outside the plugins directory"),
+        "{e}"
+    );
+    // a plugin file that is a symlink pointing out
+    let (base, plugins) = confined("tables/crm.json");
+    fs::write(
+        base.path().join("outside/evil.json"),
+        ops_plugin(json!([{ "op": "set", "path": "/evil", "value": 1 }])),
+    )
+    .expect("write");
+    symlink(
+        base.path().join("outside/evil.json"),
+        plugins.join("evil.json"),
+    )
+    .expect("symlink");
+    let e = load_errors(&plugins);
+    assert!(
+        e.contains("evil.json: resolves to") && e.contains("outside the plugins directory"),
+        "{e}"
+    );
+    // symlinks that stay inside: a table file, a subdirectory, and a plugin file
+    let (_base, plugins) = confined("alias/link.json");
+    symlink("tables", plugins.join("alias")).expect("symlink");
+    symlink("crm.json", plugins.join("tables/link.json")).expect("symlink");
+    fs::create_dir(plugins.join("lib")).expect("mkdir");
+    fs::write(
+        plugins.join("lib/q.json"),
+        ops_plugin(json!([{ "op": "set", "path": "/q", "value": 1 }])),
+    )
+    .expect("write");
+    symlink("lib/q.json", plugins.join("q.json")).expect("symlink");
+    let set = load_dir(&plugins).expect("inside symlinks load");
+    let out = apply_as(&set, &inquiry(), &NOBODY);
+    assert_eq!((&out["crm"], &out["q"]), (&json!("gold"), &json!(1)));
+}
+
+#[test]
+fn a_plugins_directory_reached_through_a_symlink_still_works() {
+    let (base, plugins) = confined("tables/crm.json");
+    let link = base.path().join("plugins-link");
+    std::os::unix::fs::symlink(&plugins, &link).expect("symlink");
+    let set = load_dir(&link).expect("loads through the link");
+    assert_eq!(apply_as(&set, &inquiry(), &NOBODY)["crm"], "gold");
+}
+
+// ---------------------------------------------------------------------------------------------
+// validation cost is bounded by a budget, not by what a small file expands to
+// ---------------------------------------------------------------------------------------------
+
+/// One hook whose `when` tests `n` pointers (`/f0`, `/f1`, …) against `regex`.
+fn regex_plugin(n: usize, regex: &str) -> String {
+    let tests: serde_json::Map<String, Value> = (0..n)
+        .map(|i| (format!("/f{i}"), json!({ "matches": regex })))
+        .collect();
+    when_plugin(
+        json!({ "inquiry": tests }),
+        json!([{ "op": "remove", "path": "/a" }]),
+    )
+}
+
+#[test]
+fn a_small_file_of_costly_regexes_is_refused_with_the_pointer_over_budget() {
+    // the issue's file: 100 mid-size regexes in about 4 KB, 595 MB and seconds to compile before
+    let text = regex_plugin(100, r"\w{100}[a-z]{50}N");
+    assert!(text.len() < 8 * 1024);
+    let (_d, errors) = errors_of(&[("re.json", &text)]);
+    let all = errors.join("\n");
+    assert!(
+        errors[0].contains("re.json: /hooks/0/when/inquiry/~1f0/matches: regex")
+            && errors[0].contains("over the budget of 1048576 bytes per regex"),
+        "{all}"
+    );
+    // compiling stops once the file's budget is spent: a few errors, not a hundred
+    assert!(errors.len() <= 8, "{all}");
+}
+
+#[test]
+fn regexes_each_within_budget_are_refused_past_the_file_budget() {
+    // about 56 KB each (Unicode \w); 4 MiB holds some 70 of them
+    let (_d, errors) = errors_of(&[("many.json", &regex_plugin(200, r"^\w+$"))]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("/matches: regexes of this file compile to")
+            && errors[0].contains("over the budget of 4194304 bytes per file"),
+        "{}",
+        errors[0]
+    );
+    // the same regexes, ASCII only, are small: the file loads and matches
+    let set = set_of(&[("ok.json", &regex_plugin(200, r"^(?-u:\w)+$"))]);
+    assert_eq!(set.hook_count(), 1);
+}
+
+#[test]
+fn regexes_are_refused_past_the_budget_of_the_whole_set() {
+    // 60 regexes of about 56 KB per file (under the 4 MiB per file); ten files exceed 32 MiB
+    let text = regex_plugin(60, r"^\w+$");
+    let files: Vec<(String, String)> = (0..10)
+        .map(|i| (format!("p{i}.json"), text.clone()))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let (_d, errors) = errors_of(&refs);
+    let all = errors.join("\n");
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.contains("over the budget of 33554432 bytes for the whole plugin set")),
+        "{all}"
+    );
+    assert!(all.contains("p9.json: /hooks/0/when/inquiry/"), "{all}");
+    assert!(!all.contains("p0.json"), "the first files fit: {all}");
+}
+
+#[test]
+fn hooks_conditions_and_list_values_are_bounded_per_file() {
+    let hook = json!({ "on": "inquiry.response", "do": [] });
+    let (_d, e) = one_error(&[(
+        "hooks.json",
+        &plugin_json(100, Value::Array(vec![hook.clone(); 1001])),
+    )]);
+    assert!(
+        e.contains("hooks.json: /hooks/1000: 1001 hooks, over the limit of 1000 per file"),
+        "{e}"
+    );
+    set_of(&[("ok.json", &plugin_json(100, Value::Array(vec![hook; 1000])))]);
+
+    let tests: serde_json::Map<String, Value> = (0..1001)
+        .map(|i| (format!("/f{i:04}"), json!({ "exists": true })))
+        .collect();
+    let (_d, e) = one_error(&[(
+        "tests.json",
+        &when_plugin(json!({ "inquiry": tests }), json!([])),
+    )]);
+    assert!(
+        e.contains("tests.json: /hooks/0/when/inquiry/~1f1000: over the limit of 1000 conditions"),
+        "{e}"
+    );
+    let branches = vec![json!({ "caller": { "usernames": ["a"] } }); 1001];
+    let (_d, e) = one_error(&[(
+        "any.json",
+        &when_plugin(json!({ "any": branches }), json!([])),
+    )]);
+    assert!(
+        e.contains("any.json: /hooks/0/when/any/1000: over the limit of 1000 conditions"),
+        "{e}"
+    );
+
+    let values: Vec<Value> = (0..10_001).map(|i| json!(i)).collect();
+    let (_d, e) = one_error(&[(
+        "in.json",
+        &when_plugin(json!({ "inquiry": { "/a": { "in": values } } }), json!([])),
+    )]);
+    assert!(
+        e.contains("in.json: /hooks/0/when/inquiry/~1a/in: over the limit of 10000 values"),
+        "{e}"
+    );
+}
+
+#[test]
+fn plugin_files_past_the_limit_per_directory_are_refused() {
+    let body = ops_plugin(json!([{ "op": "remove", "path": "/a" }]));
+    let files: Vec<(String, &str)> = (0..257)
+        .map(|i| (format!("p{i:03}.json"), body.as_str()))
+        .collect();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    let (_d, e) = one_error(&refs);
+    assert!(
+        e.contains(
+            "p256.json: not loaded: the directory has 257 plugin files, over the limit of 256"
+        ),
+        "{e}"
+    );
+}
+
 #[test]
 fn check_command_exit_codes() {
     let ok = dir_with(&[(
@@ -1137,9 +1386,7 @@ fn reload_create_change_and_delete_are_in_force_within_a_second() {
     let dir = dir_with(&[]);
     let host = start(&dir);
     assert!(host.current().is_empty());
-    // let the watcher settle before the first write
-    thread::sleep(Duration::from_millis(50));
-
+    // no settling time: the watch is in place when `start` returns
     fs::write(dir.path().join("m.json"), marker_plugin("one")).expect("write");
     let created = wait_for(&host, "create", marker_is("one"));
     fs::write(dir.path().join("m.json"), marker_plugin("two")).expect("write");
@@ -1153,6 +1400,38 @@ fn reload_create_change_and_delete_are_in_force_within_a_second() {
     let health = host.health();
     assert_eq!(health["files"], json!([]));
     assert_eq!(health["last_error"], Value::Null);
+}
+
+#[test]
+fn a_write_right_after_start_is_seen_by_the_watch_not_the_periodic_rescan() {
+    for round in 0..5 {
+        let dir = dir_with(&[]);
+        let host = start(&dir);
+        fs::write(dir.path().join("m.json"), marker_plugin("now")).expect("write");
+        let took = wait_for(&host, "a write right after start", marker_is("now"));
+        // the periodic rescan runs every 2 s: under 1.5 s, the watch saw the write
+        assert!(
+            took < Duration::from_millis(1500),
+            "round {round}: took {took:?}"
+        );
+    }
+}
+
+#[test]
+fn reload_applies_changes_synchronously_without_a_watcher() {
+    let dir = dir_with(&[("m.json", &marker_plugin("one"))]);
+    let host = match PluginHost::start(dir.path().to_path_buf(), false) {
+        Ok(h) => h,
+        Err(e) => panic!("{e:?}"),
+    };
+    fs::write(dir.path().join("m.json"), marker_plugin("two")).expect("write");
+    assert!(marker_is("one")(&probe(&host.current())), "not watching");
+    host.reload();
+    assert!(marker_is("two")(&probe(&host.current())));
+    fs::write(dir.path().join("m.json"), "{").expect("write");
+    // an error needs the file to have settled; a fresh one is read again later
+    host.reload();
+    assert!(marker_is("two")(&probe(&host.current())), "last good kept");
 }
 
 #[test]
@@ -1196,7 +1475,7 @@ fn reload_follows_renames_and_editor_save_patterns() {
     fs::write(p.join(".n.json.swp"), "garbage").expect("write");
     fs::write(p.join("n.json.swp"), "garbage").expect("write");
     fs::write(p.join("x.tmp"), "garbage").expect("write");
-    thread::sleep(Duration::from_millis(400));
+    host.reload();
     assert!(marker_is("three")(&probe(&host.current())));
     assert_eq!(host.health()["last_error"], Value::Null);
 }
@@ -1381,7 +1660,6 @@ fn a_replaced_directory_is_picked_up() {
     }
     // and the directory is watched again
     fs::write(dir.join("m.json"), marker_plugin("newer")).expect("write");
-    thread::sleep(Duration::from_millis(100));
     wait_for(&host, "watch after replace", marker_is("newer"));
 }
 
@@ -1638,6 +1916,7 @@ mod props {
                 &name,
                 body.as_bytes(),
                 &mut Inputs::default(),
+                SetBudget::FULL,
             ) {
                 Ok(p) => Arc::new(p),
                 Err(e) => panic!("generated plugin did not compile: {e:?}\n{body}"),

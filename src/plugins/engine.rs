@@ -18,10 +18,10 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::Caller;
-use super::format::{
-    Bound, CallerCondition, CompiledOp, CompiledPlugin, CompiledTest, CompiledWhen, Piece, Pointer,
-    Seg, ValueSource,
+use super::compiled::{
+    CompiledOp, CompiledPlugin, CompiledTest, CompiledWhen, Piece, Pointer, Seg, ValueSource,
 };
+use super::format::{Bound, CallerCondition};
 
 /// Deepest nesting (inside the inquiry) an enrichment may create; serde_json, like most parsers,
 /// refuses documents nested deeper than 128.

@@ -1,19 +1,24 @@
 //! Declarative JSON plugin hooks that enrich or redact the `inquiry` object of a getOne response.
 //! Every `*.json` file directly in the plugins directory is one plugin (see [`format`] for the file
-//! format and its validation, [`engine`] for how hooks run, and [`watcher`] for live reload). The
-//! server holds a [`PluginHost`] and, per request, applies [`PluginHost::current`]; the CLI uses
-//! [`load_dir`], [`check_command`] and [`schema`].
+//! format, [`load`] for reading and validating it into the [`compiled`] form, [`engine`] for how hooks
+//! run, and [`watcher`] for live reload). The server holds a [`PluginHost`] and, per request, applies
+//! [`PluginHost::current`]; the CLI uses [`load_dir`], [`check_command`] and [`schema`].
 //!
 //! The one promise that shapes everything here: a redaction never fails open. Redactions run after
 //! every enrichment, they replace values of unexpected types instead of skipping them, and a plugin
 //! file that stops validating keeps its last good version in force.
 
+pub mod compiled;
 pub mod engine;
 pub mod format;
+pub mod input;
+pub mod load;
 pub mod watcher;
 
 use std::path::Path;
 use std::sync::Arc;
+
+use compiled::SetBudget;
 
 pub use engine::PluginSet;
 pub use format::{Location, PluginError};
@@ -35,18 +40,33 @@ pub struct Caller<'a> {
 #[derive(Debug)]
 pub(crate) struct Loaded {
     pub name: String,
-    pub inputs: format::Inputs,
-    pub result: Result<Arc<format::CompiledPlugin>, Vec<PluginError>>,
+    pub inputs: load::Inputs,
+    pub result: Result<Arc<compiled::CompiledPlugin>, Vec<PluginError>>,
 }
 
-/// Loads every plugin file in `dir`. `Err` means the directory itself could not be listed.
+/// Loads every plugin file in `dir`, in name order, each within what the files before it leave of
+/// the set's budgets. `Err` means the directory itself could not be listed.
 pub(crate) fn scan(dir: &Path) -> Result<Vec<Loaded>, PluginError> {
-    let names = format::list_plugin_files(dir)
+    let names = load::list_plugin_files(dir)
         .map_err(|e| PluginError::file(dir, format!("cannot read plugins directory: {e}")))?;
+    let count = names.len();
+    let mut budget = SetBudget::FULL;
     Ok(names
         .into_iter()
-        .map(|name| {
-            let (inputs, result) = format::load_file(dir, &name);
+        .enumerate()
+        .map(|(i, name)| {
+            if i >= format::MAX_PLUGIN_FILES {
+                let error = too_many_files(dir, &name, count);
+                return Loaded {
+                    name,
+                    inputs: load::Inputs::default(),
+                    result: Err(vec![error]),
+                };
+            }
+            let (inputs, result) = load::load_file(dir, &name, budget);
+            if let Ok(p) = &result {
+                budget = budget.minus(p.cost);
+            }
             Loaded {
                 name,
                 inputs,
@@ -54,6 +74,17 @@ pub(crate) fn scan(dir: &Path) -> Result<Vec<Loaded>, PluginError> {
             }
         })
         .collect())
+}
+
+/// The error of a plugin file past the [`format::MAX_PLUGIN_FILES`] first ones, in name order.
+pub(crate) fn too_many_files(dir: &Path, name: &str, count: usize) -> PluginError {
+    PluginError::file(
+        &dir.join(name),
+        format!(
+            "not loaded: the directory has {count} plugin files, over the limit of {}",
+            format::MAX_PLUGIN_FILES
+        ),
+    )
 }
 
 /// Loads and validates every plugin file in `dir`, without watching.

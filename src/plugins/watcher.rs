@@ -10,6 +10,11 @@
 //! window without its redactions. A file that fails to load within [`SETTLE`] of its last write is
 //! read again before its error counts, so a save caught halfway is not reported. An unreadable
 //! directory keeps the set in force.
+//!
+//! No request waits on this module's file I/O: requests read the set and the health details from
+//! arc-swap snapshots published at the end of each rescan. The files' state sits behind a mutex that
+//! only rescans take (the watcher thread, or [`PluginHost::reload`]), so a slow rescan delays the
+//! next rescan and nothing else.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,7 +28,9 @@ use notify::RecursiveMode;
 use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 use serde_json::{Value, json};
 
-use super::format::{self, CompiledPlugin, Inputs};
+use super::compiled::{CompiledPlugin, SetBudget};
+use super::format;
+use super::load::{self, Inputs};
 use super::{PluginError, PluginSet};
 
 /// Quiet time the debouncer waits for after the last event of a burst.
@@ -54,6 +61,17 @@ struct FileState {
     missing_since: Option<Instant>,
 }
 
+impl FileState {
+    fn new() -> FileState {
+        FileState {
+            inputs: Inputs::default(),
+            last_good: None,
+            error: None,
+            missing_since: None,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct State {
     files: BTreeMap<String, FileState>,
@@ -64,6 +82,9 @@ struct State {
 struct Inner {
     dir: PathBuf,
     set: ArcSwap<PluginSet>,
+    /// The health details, rebuilt at the end of each rescan: `/health` reads them without a lock.
+    health: ArcSwap<Value>,
+    /// Taken only by a rescan, which holds it across file I/O: never take it on a request's path.
     state: Mutex<State>,
 }
 
@@ -107,17 +128,22 @@ impl PluginHost {
         let set = build_set(&state);
         log_summary(&dir, &state, &set);
         let inner = Arc::new(Inner {
+            health: ArcSwap::from_pointee(health_details(&dir, &state)),
             dir,
             set: ArcSwap::from_pointee(set),
             state: Mutex::new(state),
         });
         let stop = if watch {
             let (tx, rx) = mpsc::channel();
+            // The watch is in place before `start` returns, so a write made right after it is seen
+            // by the watcher, not only by the periodic rescan.
+            let identity = dir_identity(&inner.dir);
+            let watcher = make_watcher(&inner.dir, &tx);
             let thread_inner = inner.clone();
             let thread_tx = tx.clone();
             std::thread::Builder::new()
                 .name("plugins-watch".into())
-                .spawn(move || watch_loop(thread_inner, thread_tx, rx))
+                .spawn(move || watch_loop(thread_inner, thread_tx, rx, watcher, identity))
                 .map_err(|e| {
                     vec![PluginError::file(
                         &inner.dir,
@@ -143,41 +169,46 @@ impl PluginHost {
 
     /// Health details: the directory, each plugin file's state (`ok`, `error` or `disabled`, its error and
     /// the number of hooks it has in force), the time of the last reload and the current error, if any.
+    /// A snapshot taken at the end of the last rescan: it never waits for a rescan in progress.
     pub fn health(&self) -> Value {
-        let state = self.inner.lock();
-        let files: Vec<Value> = state
-            .files
-            .iter()
-            .map(|(name, f)| {
-                let enabled = f.last_good.as_ref().is_some_and(|p| p.enabled);
-                let hooks = if enabled {
-                    f.last_good.as_ref().map_or(0, |p| p.hooks.len())
-                } else {
-                    0
-                };
-                let st = if f.error.is_some() {
-                    "error"
-                } else if enabled {
-                    "ok"
-                } else {
-                    "disabled"
-                };
-                json!({
-                    "file": name,
-                    "state": st,
-                    "error": f.error,
-                    "hooks": hooks,
-                    "serving_last_good": f.error.is_some() && f.last_good.is_some(),
-                })
-            })
-            .collect();
-        json!({
-            "dir": self.inner.dir.display().to_string(),
-            "files": files,
-            "last_reload": state.last_reload.to_rfc3339_opts(SecondsFormat::Millis, true),
-            "last_error": state.last_error,
-        })
+        Value::clone(&self.inner.health.load())
     }
+}
+
+/// The health details of `state` (see [`PluginHost::health`]).
+fn health_details(dir: &Path, state: &State) -> Value {
+    let files: Vec<Value> = state
+        .files
+        .iter()
+        .map(|(name, f)| {
+            let enabled = f.last_good.as_ref().is_some_and(|p| p.enabled);
+            let hooks = if enabled {
+                f.last_good.as_ref().map_or(0, |p| p.hooks.len())
+            } else {
+                0
+            };
+            let st = if f.error.is_some() {
+                "error"
+            } else if enabled {
+                "ok"
+            } else {
+                "disabled"
+            };
+            json!({
+                "file": name,
+                "state": st,
+                "error": f.error,
+                "hooks": hooks,
+                "serving_last_good": f.error.is_some() && f.last_good.is_some(),
+            })
+        })
+        .collect();
+    json!({
+        "dir": dir.display().to_string(),
+        "files": files,
+        "last_reload": state.last_reload.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "last_error": state.last_error,
+    })
 }
 
 impl Drop for PluginHost {
@@ -214,23 +245,35 @@ impl Inner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Rescans and swaps in a new set when anything changed. Returns true while some vanished file is
-    /// still within its grace period, or some failing file is still settling (the caller then
-    /// rescans again soon).
+    /// Rescans and swaps in a new set when anything changed, then publishes the health details.
+    /// Returns true while some vanished file is still within its grace period, or some failing file
+    /// is still settling (the caller then rescans again soon).
     fn reload(&self) -> bool {
-        let names = match format::list_plugin_files(&self.dir) {
+        let mut state = self.lock();
+        let (pending, set) = self.rescan(&mut state);
+        // health first: whoever sees the new set, then asks for health, sees the new details
+        self.health
+            .store(Arc::new(health_details(&self.dir, &state)));
+        if let Some(set) = set {
+            self.set.store(Arc::new(set));
+        }
+        pending
+    }
+
+    /// The rescan proper: updates `state`, and returns whether to rescan soon and the new set,
+    /// if anything changed.
+    fn rescan(&self, state: &mut State) -> (bool, Option<PluginSet>) {
+        let names = match load::list_plugin_files(&self.dir) {
             Ok(n) => n,
             Err(e) => {
                 let msg = format!("cannot read plugins directory {}: {e}", self.dir.display());
-                let mut state = self.lock();
                 if state.last_error.as_deref() != Some(msg.as_str()) {
                     log::error!("{msg} (keeping the plugins in force)");
                     state.last_error = Some(msg);
                 }
-                return false;
+                return (false, None);
             }
         };
-        let mut state = self.lock();
         let mut changed = false;
         let mut pending = false;
         let now = Instant::now();
@@ -250,14 +293,38 @@ impl Inner {
             state.files.remove(&name);
             changed = true;
         }
-        for name in names {
+        let count = names.len();
+        for (i, name) in names.into_iter().enumerate() {
+            if i >= format::MAX_PLUGIN_FILES {
+                let error = super::too_many_files(&self.dir, &name, count).to_string();
+                let entry = state
+                    .files
+                    .entry(name.clone())
+                    .or_insert_with(FileState::new);
+                entry.missing_since = None;
+                // read again once it is within the limit
+                entry.inputs = Inputs(vec![(self.dir.join(&name), None)]);
+                if entry.error.as_deref() != Some(error.as_str()) {
+                    log::error!("plugin reload: {error}");
+                    entry.error = Some(error);
+                    changed = true;
+                }
+                continue;
+            }
             if let Some(f) = state.files.get_mut(&name) {
                 f.missing_since = None;
-                if f.inputs.unchanged() {
+                if f.inputs.unchanged(&self.dir) {
                     continue;
                 }
             }
-            let (inputs, result) = format::load_file(&self.dir, &name);
+            // what the other files in force leave this one of the set's budgets
+            let budget = state
+                .files
+                .iter()
+                .filter(|(other, _)| **other != name)
+                .filter_map(|(_, f)| f.last_good.as_ref())
+                .fold(SetBudget::FULL, |b, p| b.minus(p.cost));
+            let (inputs, result) = load::load_file(&self.dir, &name, budget);
             if result.is_err() && inputs.modified_within(SETTLE) {
                 // Most likely caught mid-save (an in-place write truncates first): look again
                 // once the file has been quiet for a while, and only then call it an error.
@@ -265,12 +332,7 @@ impl Inner {
                 continue;
             }
             changed = true;
-            let entry = state.files.entry(name).or_insert_with(|| FileState {
-                inputs: Inputs::default(),
-                last_good: None,
-                error: None,
-                missing_since: None,
-            });
+            let entry = state.files.entry(name).or_insert_with(FileState::new);
             entry.inputs = inputs;
             match result {
                 Ok(p) => {
@@ -294,7 +356,7 @@ impl Inner {
             }
         }
         if changed {
-            let set = build_set(&state);
+            let set = build_set(state);
             let errors: Vec<&str> = state
                 .files
                 .values()
@@ -306,8 +368,8 @@ impl Inner {
                 Some(errors.join("; "))
             };
             state.last_reload = Utc::now();
-            log_summary(&self.dir, &state, &set);
-            self.set.store(Arc::new(set));
+            log_summary(&self.dir, state, &set);
+            return (pending, Some(set));
         } else if state
             .last_error
             .as_deref()
@@ -315,7 +377,7 @@ impl Inner {
         {
             state.last_error = None;
         }
-        pending
+        (pending, None)
     }
 }
 
@@ -367,9 +429,13 @@ fn dir_identity(dir: &Path) -> Option<(u64, u64)> {
     }
 }
 
-fn watch_loop(inner: Arc<Inner>, tx: Sender<Msg>, rx: mpsc::Receiver<Msg>) {
-    let mut identity = dir_identity(&inner.dir);
-    let mut watcher = make_watcher(&inner.dir, &tx);
+fn watch_loop(
+    inner: Arc<Inner>,
+    tx: Sender<Msg>,
+    rx: mpsc::Receiver<Msg>,
+    mut watcher: Option<Debouncer>,
+    mut identity: Option<(u64, u64)>,
+) {
     // `tx` stays alive here to build new watchers, so the channel never disconnects: Stop ends the loop
     let mut pending = false;
     let mut next_periodic = Instant::now() + RESCAN_EVERY;

@@ -10,6 +10,7 @@ mod helpers;
 mod hostile;
 mod load;
 mod login;
+mod plugin_inputs;
 mod plugins;
 mod propagation;
 mod python_client;
