@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::db::inquiries::InquiryRecord;
+use crate::document;
 
 /// A record that cannot be imported, with where it is.
 #[derive(Debug)]
@@ -399,27 +400,25 @@ fn check_in_order<E>(
     Ok(records)
 }
 
-/// The two fields every record needs; everything else is skipped without being built.
-#[derive(serde::Deserialize)]
-struct Keys {
-    #[serde(rename = "_id")]
-    id: Option<Value>,
-    rid: Option<Value>,
-}
+/// Levels of nesting MongoDB Extended JSON wrappers add to a value (`{"$date": {"$numberLong":
+/// …}}`), allowed before they are turned into plain values.
+const WRAPPER_DEPTH: usize = 2;
 
 /// Checks one document's text and produces its compact form, turning Extended JSON into what
-/// Rocket.Chat's REST API shows.
+/// Rocket.Chat's REST API shows. Whatever is stored passes [`document::check`], the test every
+/// read applies, so the server can serve every record an import accepts.
 fn record(text: &str) -> Result<InquiryRecord<'_>, String> {
-    let not_json = |e: serde_json::Error| format!("not JSON (column {}): {e}", e.column());
     if text.contains("\"$") {
-        // Extended JSON (keys like `$date`): rewrite through a tree.
-        let value: Value = serde_json::from_str(text).map_err(not_json)?;
+        // Extended JSON (keys like `$date`): rewrite through a tree, once the text is known to
+        // be one that parses into a tree and back without loss.
+        document::check_extended(text, WRAPPER_DEPTH).map_err(|p| p.to_string())?;
+        let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
         let Value::Object(map) = from_extended(value, "")? else {
             return Err("not a JSON object".into());
         };
-        let id = string_field(map.get("_id"), "_id")?;
-        let rid = string_field(map.get("rid"), "rid")?;
         let doc = serde_json::to_string(&map).map_err(|e| format!("cannot serialise: {e}"))?;
+        let checked = document::check(&doc).map_err(|p| p.to_string())?;
+        let (id, rid) = (checked.id.into_owned(), checked.rid.into_owned());
         return Ok(InquiryRecord {
             id,
             rid,
@@ -427,12 +426,8 @@ fn record(text: &str) -> Result<InquiryRecord<'_>, String> {
         });
     }
     // Plain JSON: stream it to compact form, keeping key order and numbers, without a tree.
-    if !text.starts_with('{') {
-        return Err("not a JSON object".into());
-    }
-    let keys: Keys = serde_json::from_str(text).map_err(not_json)?;
-    let id = string_field(keys.id.as_ref(), "_id")?;
-    let rid = string_field(keys.rid.as_ref(), "rid")?;
+    let checked = document::check(text).map_err(|p| p.to_string())?;
+    let (id, rid) = (checked.id.into_owned(), checked.rid.into_owned());
     if is_compact(text) {
         // Already compact (mongoexport and most exports are): store the text as it came.
         return Ok(InquiryRecord {
@@ -474,28 +469,6 @@ fn is_compact(text: &str) -> bool {
         }
     }
     true
-}
-
-fn string_field(value: Option<&Value>, field: &str) -> Result<String, String> {
-    match value {
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(other) => Err(format!(
-            "field {field:?}: must be a string, found {}",
-            kind(other)
-        )),
-        None => Err(format!("field {field:?}: missing")),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Rewrites MongoDB Extended JSON wrappers (`$date`, `$oid`, `$numberLong`, `$numberInt`,
@@ -607,10 +580,10 @@ mod tests {
             parse("{\"_id\":\"a\",\"rid\":\"r\"}\n{\"_id\":\"b\"}\n{\"_id\":3,\"rid\":\"x\"}\n")
                 .err()
                 .unwrap();
-        assert_eq!(errs[0].to_string(), "line 2: field \"rid\": missing");
+        assert_eq!(errs[0].to_string(), "line 2: field \"/rid\": missing");
         assert_eq!(
             errs[1].to_string(),
-            "line 3: field \"_id\": must be a string, found a number"
+            "line 3: field \"/_id\": must be a string, found a number"
         );
         let errs = parse(r#"[{"_id":"a","rid":"r"},{"_id":"b","rid":null}]"#)
             .err()
@@ -738,7 +711,7 @@ mod tests {
             "{\"_id\":\"a\",\"rid\":\"r\"}\n\n".repeat(700)
         );
         let errs = stream(bad.as_bytes(), 1000).unwrap_err();
-        assert_eq!(errs, ["line 1401: field \"rid\": missing"]);
+        assert_eq!(errs, ["line 1401: field \"/rid\": missing"]);
     }
 
     #[test]

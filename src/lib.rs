@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod document;
 pub mod import;
 pub mod model;
 pub mod periodic;
