@@ -6,15 +6,15 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
 use actix_web::middleware::{Condition, Logger};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 
 use crate::api::livechat::RenderMemo;
 use crate::api::{self, ApiError};
 use crate::auth::throttle::Throttle;
 use crate::auth::{AuthCache, tokens};
 use crate::config::Config;
+use crate::conn::{Descriptors, GuardedStream, ReadBodyFirst, Timeouts};
 use crate::db::{self, Pool, reader::WorkerReader};
 use crate::periodic::Periodic;
 use crate::plugins::PluginHost;
@@ -125,12 +125,15 @@ impl Application {
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let access_log = log::log_enabled!(target: "inquiryd::access", log::Level::Info);
         let db_path = config.database.path.clone();
-        let server = HttpServer::new(move || {
+        let timeouts = config.timeouts();
+        let app = move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(worker_reader(&db_path))
                 .app_data(RenderMemo::default())
-                .wrap_fn(reject_large_bodies)
+                .wrap(ReadBodyFirst {
+                    timeout: timeouts.body,
+                })
                 .wrap(Condition::new(
                     access_log,
                     // Method and path are the client's text: escaped and bounded (api::logged).
@@ -147,17 +150,28 @@ impl Application {
                 .default_service(web::to(|| async {
                     Err::<actix_web::HttpResponse, _>(ApiError::NotFound)
                 }))
-        })
-        .workers(config.workers())
-        .shutdown_signal(stop_signal().map_err(StartError::Signals)?)
-        .shutdown_timeout(10)
-        .client_request_timeout(Duration::from_secs(10))
-        .listen(listener)
-        .map_err(|source| StartError::Bind {
-            addr: config.server.bind.clone(),
-            source,
-        })?
-        .run();
+        };
+        let workers = config.workers();
+        // Each worker's reader and the checkpointer hold SQLite connections beside the pool.
+        let db_connections = config.database.pool_size + workers as u32 + 1;
+        let descriptors =
+            Descriptors::settle(workers, db_connections, config.server.max_connections);
+        log::info!(
+            "connections: open-file limit {}{}, up to {} concurrent connections ({} per worker; more wait to be accepted)",
+            descriptors.limit,
+            descriptors
+                .raised_from
+                .map_or(String::new(), |from| format!(" (raised from {from})")),
+            descriptors.per_worker * workers,
+            descriptors.per_worker,
+        );
+        let server = serve(listener, app, timeouts, workers, descriptors.per_worker).and_then(
+            |builder| {
+                Ok(builder
+                    .shutdown_signal(stop_signal().map_err(StartError::Signals)?)
+                    .run())
+            },
+        )?;
         log::info!(
             "inquiryd listening on {}",
             config.server.bind.replace(":0", &format!(":{port}"))
@@ -226,33 +240,75 @@ fn worker_reader(path: &std::path::Path) -> std::rc::Rc<WorkerReader> {
     reader
 }
 
-/// 413 for a declared body over [`MAX_BODY`] on any route, before a handler reads it.
-fn reject_large_bodies<S>(
-    req: actix_web::dev::ServiceRequest,
-    srv: &S,
-) -> futures_util::future::Either<
-    S::Future,
-    std::future::Ready<Result<actix_web::dev::ServiceResponse, actix_web::Error>>,
->
+/// The server, assembled from actix-web's parts as `HttpServer` does, except that each accepted
+/// socket is wrapped in a [`GuardedStream`]: the HTTP/1 dispatcher leaves stages of a connection
+/// untimed (see `crate::conn`). The guard times request heads, so actix's own head timer (which
+/// answers 408 without a body) is off. Connections past `per_worker` per worker wait in the
+/// listen queue rather than exhaust descriptors.
+fn serve<F, S, B>(
+    listener: TcpListener,
+    app: F,
+    timeouts: Timeouts,
+    workers: usize,
+    per_worker: usize,
+) -> Result<actix_server::ServerBuilder, StartError>
 where
-    S: actix_web::dev::Service<
+    F: Fn() -> App<S> + Send + Clone + 'static,
+    S: actix_web::dev::ServiceFactory<
             actix_web::dev::ServiceRequest,
-            Response = actix_web::dev::ServiceResponse,
+            Config = (),
+            Response = actix_web::dev::ServiceResponse<B>,
             Error = actix_web::Error,
-        >,
+            InitError = (),
+        > + 'static,
+    B: actix_web::body::MessageBody + 'static,
 {
-    let too_large = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n > MAX_BODY as u64);
-    if too_large {
-        let res = actix_web::ResponseError::error_response(&ApiError::PayloadTooLarge);
-        debug_assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        return futures_util::future::Either::Right(std::future::ready(Ok(req.into_response(res))));
-    }
-    futures_util::future::Either::Left(srv.call(req))
+    use actix_service::{ServiceFactoryExt as _, fn_service, map_config};
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: String::new(),
+        source,
+    })?;
+    let builder = actix_server::Server::build()
+        .workers(workers)
+        .max_concurrent_connections(per_worker)
+        .shutdown_timeout(10);
+    let graceful = builder.graceful_shutdown_signal();
+    let keep_alive = if timeouts.keep_alive.is_zero() {
+        actix_http::KeepAlive::Disabled
+    } else {
+        actix_http::KeepAlive::Timeout(timeouts.keep_alive)
+    };
+    builder
+        .listen("inquiryd", listener, move || {
+            let graceful = graceful.clone();
+            let http = actix_http::HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let graceful = graceful.clone();
+                    async move { graceful.notified().await }
+                })
+                .keep_alive(keep_alive)
+                .client_request_timeout(Duration::ZERO)
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .local_addr(addr)
+                .finish(map_config(
+                    actix_service::IntoServiceFactory::into_factory(app())
+                        .map_err(|err| err.error_response()),
+                    |_| actix_web::dev::AppConfig::default(),
+                ));
+            fn_service(move |io: actix_web::rt::net::TcpStream| async move {
+                let peer = io.peer_addr().ok();
+                Ok::<_, actix_http::error::DispatchError>((
+                    GuardedStream::new(io, timeouts),
+                    actix_http::Protocol::Http1,
+                    peer,
+                ))
+            })
+            .and_then(http)
+        })
+        .map_err(|source| StartError::Bind {
+            addr: addr.to_string(),
+            source,
+        })
 }
 
 fn start_plugins(config: &Config) -> Result<Arc<PluginHost>, StartError> {

@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -27,6 +28,18 @@ pub struct ServerConfig {
     pub bind: String,
     /// Worker threads; 0 means one per CPU core.
     pub workers: usize,
+    /// Seconds a client has to send a request's head (request line and headers), from its first
+    /// byte; a late one gets a 408.
+    pub request_timeout_secs: u64,
+    /// Seconds a client has to send a request's body, in total, once the head is in; a late one
+    /// gets a 408.
+    pub body_timeout_secs: u64,
+    /// Seconds a response may wait for a client that does not read it before the connection closes.
+    pub send_timeout_secs: u64,
+    /// Seconds an idle kept-alive connection stays open; 0 closes each connection after its answer.
+    pub keep_alive_secs: u64,
+    /// Concurrent connections; 0 derives the limit from the open-file limit (see README).
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -76,6 +89,11 @@ impl Default for ServerConfig {
         ServerConfig {
             bind: "127.0.0.1:3000".into(),
             workers: 0,
+            request_timeout_secs: 10,
+            body_timeout_secs: 10,
+            send_timeout_secs: 10,
+            keep_alive_secs: 5,
+            max_connections: 0,
         }
     }
 }
@@ -212,6 +230,10 @@ impl Config {
                 name: name.clone(),
                 message,
             };
+            let parse_u64 = |v: &str| {
+                v.parse::<u64>()
+                    .map_err(|e| err(format!("expected a whole number: {e}")))
+            };
             let parse_u32 = |v: &str| {
                 v.parse::<u32>()
                     .map_err(|e| err(format!("expected a whole number: {e}")))
@@ -224,6 +246,15 @@ impl Config {
                     self.server.workers = value
                         .parse()
                         .map_err(|e| err(format!("expected a whole number: {e}")))?
+                }
+                "SERVER_REQUEST_TIMEOUT_SECS" => {
+                    self.server.request_timeout_secs = parse_u64(value)?
+                }
+                "SERVER_BODY_TIMEOUT_SECS" => self.server.body_timeout_secs = parse_u64(value)?,
+                "SERVER_SEND_TIMEOUT_SECS" => self.server.send_timeout_secs = parse_u64(value)?,
+                "SERVER_KEEP_ALIVE_SECS" => self.server.keep_alive_secs = parse_u64(value)?,
+                "SERVER_MAX_CONNECTIONS" => {
+                    self.server.max_connections = parse_u64(value)? as usize
                 }
                 "DATABASE_PATH" => self.database.path = value.into(),
                 "DATABASE_POOL_SIZE" => self.database.pool_size = parse_u32(value)?,
@@ -267,6 +298,25 @@ impl Config {
                 self.server.bind
             )));
         }
+        for (key, secs) in [
+            (
+                "server.request_timeout_secs",
+                self.server.request_timeout_secs,
+            ),
+            ("server.body_timeout_secs", self.server.body_timeout_secs),
+            ("server.send_timeout_secs", self.server.send_timeout_secs),
+        ] {
+            if !(1..=3600).contains(&secs) {
+                return Err(ConfigError::Invalid(format!(
+                    "{key}: must be between 1 and 3600"
+                )));
+            }
+        }
+        if self.server.keep_alive_secs > 3600 {
+            return Err(ConfigError::Invalid(
+                "server.keep_alive_secs: must be at most 3600".into(),
+            ));
+        }
         if self.database.pool_size == 0 || self.database.pool_size > 256 {
             return Err(ConfigError::Invalid(
                 "database.pool_size: must be between 1 and 256".into(),
@@ -306,6 +356,16 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The connection deadlines of `[server]`.
+    pub fn timeouts(&self) -> crate::conn::Timeouts {
+        crate::conn::Timeouts {
+            request: Duration::from_secs(self.server.request_timeout_secs),
+            body: Duration::from_secs(self.server.body_timeout_secs),
+            send: Duration::from_secs(self.server.send_timeout_secs),
+            keep_alive: Duration::from_secs(self.server.keep_alive_secs),
+        }
     }
 
     /// The worker count to run with: the configured one, or one per core.

@@ -26,6 +26,9 @@ pub enum ApiError {
     TooManyRequests(u64),
     #[error("payload too large")]
     PayloadTooLarge,
+    /// A request (its head or its body) not received within the server's deadline.
+    #[error("request timeout")]
+    RequestTimeout,
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -83,6 +86,10 @@ pub fn json(status: StatusCode, body: impl actix_web::body::MessageBody + 'stati
         .body(body)
 }
 
+/// The body of a 408; `crate::conn` writes it raw, with these headers, when a head is late.
+pub const REQUEST_TIMEOUT_BODY: &str =
+    r#"{"success":false,"error":"Request not received in time"}"#;
+
 impl ApiError {
     fn body(&self) -> &'static str {
         match self {
@@ -110,6 +117,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => {
                 r#"{"success":false,"error":"Request body too large (limit 64 KiB)"}"#
             }
+            ApiError::RequestTimeout => REQUEST_TIMEOUT_BODY,
             ApiError::NotFound => r#"{"success":false,"error":"Resource not found"}"#,
             ApiError::MethodNotAllowed(_) => r#"{"success":false,"error":"Method not allowed"}"#,
             ApiError::Internal(_) => r#"{"success":false,"error":"Internal server error"}"#,
@@ -126,6 +134,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -110,7 +110,8 @@ impl FromRequest for Caller {
     }
 }
 
-/// Reads a request body up to [`crate::app::MAX_BODY`] bytes; more is a 413.
+/// Reads a request body up to [`crate::app::MAX_BODY`] bytes; more is a 413. The body is already
+/// in memory by then: [`crate::conn::ReadBodyFirst`] read it, within its deadline, before routing.
 pub async fn read_body(mut payload: web::Payload) -> Result<web::BytesMut, ApiError> {
     use futures_util::StreamExt;
     let mut body = web::BytesMut::new();

@@ -15,3 +15,4 @@ mod plugins;
 mod propagation;
 mod python_client;
 mod schema;
+mod slow_clients;

@@ -1,0 +1,511 @@
+//! Every stage of a client connection is bounded in time, and the number of connections is bounded
+//! by the descriptors the process may open. actix's HTTP/1 dispatcher times out only the headers of
+//! a connection's *first* request, and an idle keep-alive connection; a body that trickles or stops,
+//! the headers of a later request on a kept-alive connection, a chunked body it drains after the
+//! answer and a client that never reads its answers were all held forever. So:
+//!
+//! - [`GuardedStream`] wraps each accepted socket: a request's head must arrive within
+//!   `request_timeout` of its first byte (or of the accept), else the client gets a JSON 408 and
+//!   the connection closes; once the head is in, an answer must start within `body_timeout +
+//!   request_timeout`, else the connection closes (a backstop: [`ReadBodyFirst`] answers sooner); a
+//!   write the client does not take for `send_timeout` closes it.
+//! - [`ReadBodyFirst`] reads every request body, on every route, before routing, with one total
+//!   deadline (`body_timeout`): a late body is a JSON 408, an oversized one a 413, and in both cases
+//!   the connection closes after the answer instead of draining what the client still sends.
+//! - [`Descriptors`] raises the soft descriptor limit to the hard one and derives the connection
+//!   limit from it, leaving room for SQLite, the plugins watcher and the log.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::web::{Bytes, BytesMut};
+use actix_web::{HttpMessage, ResponseError};
+use futures_util::future::{Either, LocalBoxFuture};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+
+use crate::api::ApiError;
+use crate::app::MAX_BODY;
+
+/// The deadlines of one connection (`[server]` keys of the same names, in seconds there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A request's head (request line and headers), from its first byte.
+    pub request: Duration,
+    /// A request's body, from the end of its head, in total.
+    pub body: Duration,
+    /// A response write the client does not accept.
+    pub send: Duration,
+    /// An idle kept-alive connection.
+    pub keep_alive: Duration,
+}
+
+/// The 408 written when a head does not arrive in time: the same bytes as [`ApiError::RequestTimeout`]
+/// answers for a late body (the dispatcher has no request to answer here, so the guard writes it).
+const HEAD_TIMEOUT_RESPONSE: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 56\r\n\
+    connection: close\r\ncontent-type: application/json\r\ncache-control: no-store\r\n\
+    pragma: no-cache\r\n\r\n{\"success\":false,\"error\":\"Request not received in time\"}";
+
+/// Where a connection is in its current request, as far as the bytes show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No byte of the next request yet. After the accept, a silent client gets the 408 at the
+    /// head deadline; after an answer, the dispatcher's keep-alive timer closes an idle connection
+    /// and the deadline is only a backstop for a request pipelined behind the answer whose head
+    /// never completes (it may sit half in the dispatcher's buffer: nothing to answer it with).
+    Waiting { answer_408: bool },
+    /// Part of a head has arrived; `line` bytes of its current line so far, the last being `last`.
+    Head { line: usize, last: u8 },
+    /// The head is complete: the body and the handler run.
+    Answering,
+}
+
+/// A socket with the deadlines the dispatcher lacks (see the module doc). Reads fail with
+/// `TimedOut` once the current request is late, writes once the client has not taken one for
+/// `send_timeout`; the dispatcher then drops the connection.
+pub struct GuardedStream {
+    io: TcpStream,
+    timeouts: Timeouts,
+    phase: Phase,
+    /// When the current phase runs out.
+    read_deadline: Instant,
+    /// Set while the client is not taking what the server writes.
+    write_deadline: Option<Instant>,
+    /// The last write was cut short: a response is half-written.
+    write_partial: bool,
+    timer: Pin<Box<Sleep>>,
+}
+
+fn timed_out(what: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, what)
+}
+
+impl GuardedStream {
+    pub fn new(io: TcpStream, timeouts: Timeouts) -> GuardedStream {
+        let deadline = Instant::now() + timeouts.request;
+        GuardedStream {
+            io,
+            timeouts,
+            phase: Phase::Waiting { answer_408: true },
+            read_deadline: deadline,
+            write_deadline: None,
+            write_partial: false,
+            timer: Box::pin(tokio::time::sleep_until(deadline)),
+        }
+    }
+
+    /// The earliest deadline in force.
+    fn deadline(&self) -> Instant {
+        match self.write_deadline {
+            Some(w) if w < self.read_deadline => w,
+            _ => self.read_deadline,
+        }
+    }
+
+    /// Arms the timer for the earliest deadline, so the dispatcher is woken then. True when that
+    /// deadline has already passed.
+    fn arm(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = self.deadline();
+        if self.timer.deadline() != deadline {
+            self.timer.as_mut().reset(deadline);
+        }
+        self.timer.as_mut().poll(cx).is_ready()
+    }
+
+    /// Follows the head through newly read bytes: an empty line (CRLF CRLF, or a bare LF LF as
+    /// httparse also accepts) ends it.
+    fn scan(&mut self, new: &[u8], now: Instant) {
+        let (mut line, mut last) = match self.phase {
+            Phase::Answering => return,
+            Phase::Waiting { .. } => {
+                self.read_deadline = now + self.timeouts.request;
+                (0, 0)
+            }
+            Phase::Head { line, last } => (line, last),
+        };
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', new) {
+            let len = line + (nl - start);
+            let before = if nl > start { new[nl - 1] } else { last };
+            if len == 0 || (len == 1 && before == b'\r') {
+                self.phase = Phase::Answering;
+                self.read_deadline = now + self.timeouts.body + self.timeouts.request;
+                return;
+            }
+            line = 0;
+            start = nl + 1;
+        }
+        if start < new.len() {
+            line += new.len() - start;
+            last = new[new.len() - 1];
+        }
+        self.phase = Phase::Head { line, last };
+    }
+
+    /// The read deadline has passed. A late head gets the JSON 408, written here once, when no
+    /// response is half-written (best effort: the socket takes these few bytes unless the client
+    /// stopped reading); then the read fails and the dispatcher drops the connection.
+    fn read_timed_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let answer_408 = match self.phase {
+            Phase::Waiting { answer_408 } => answer_408,
+            Phase::Head { .. } => true,
+            Phase::Answering => false,
+        };
+        if !answer_408 {
+            log::debug!("connection: request not answered in time; closed");
+            return Poll::Ready(Err(timed_out("request not answered in time")));
+        }
+        if !self.write_partial {
+            self.phase = Phase::Answering;
+            let _ = Pin::new(&mut self.io).poll_write(cx, HEAD_TIMEOUT_RESPONSE);
+            log::debug!("connection: request head not received in time; answered 408");
+        }
+        Poll::Ready(Err(timed_out("request head not received in time")))
+    }
+}
+
+impl AsyncRead for GuardedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let now = Instant::now();
+        if now >= this.read_deadline {
+            return this.read_timed_out(cx);
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let filled = buf.filled();
+                if filled.len() > before {
+                    this.scan(&filled[before..], now);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => {
+                if this.arm(cx) {
+                    // A deadline passed meanwhile: poll again to act on it.
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending
+            }
+            other => other,
+        }
+    }
+}
+
+impl AsyncWrite for GuardedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let now = Instant::now();
+        if this.write_deadline.is_some_and(|d| now >= d) {
+            return Poll::Ready(Err(timed_out("client did not read the response in time")));
+        }
+        match Pin::new(&mut this.io).poll_write(cx, data) {
+            Poll::Ready(Ok(n)) => {
+                if n == data.len() {
+                    this.write_deadline = None;
+                    this.write_partial = false;
+                } else {
+                    this.write_deadline.get_or_insert(now + this.timeouts.send);
+                    this.write_partial = true;
+                }
+                if n > 0 && !data.starts_with(b"HTTP/1.1 100 ") {
+                    // An answer went out (not a 100 Continue, after which the body follows): what
+                    // the client sends next is a new request, with its own head deadline from its first byte.
+                    this.phase = Phase::Waiting { answer_408: false };
+                    this.read_deadline =
+                        now + this.timeouts.keep_alive + this.timeouts.request + this.timeouts.body;
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending => {
+                this.write_partial = true;
+                this.write_deadline.get_or_insert(now + this.timeouts.send);
+                if this.arm(cx) {
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending
+            }
+            other => other,
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        // Through poll_write, so the deadlines see every write.
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &**b);
+        self.poll_write(cx, first)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        false
+    }
+}
+
+/// Middleware: reads a request's whole body (up to [`MAX_BODY`]) before routing, within
+/// `timeout` in total, so no route, handler or error answer can leave a body half-read. A request
+/// without a body passes straight through. A body declared or found too large is a 413, one not in
+/// by the deadline a 408, a broken one a 400; those answers close the connection (see [`Held`]).
+#[derive(Clone, Copy)]
+pub struct ReadBodyFirst {
+    pub timeout: Duration,
+}
+
+impl<S> Transform<S, ServiceRequest> for ReadBodyFirst
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>
+        + 'static,
+{
+    type Response = ServiceResponse<BoxBody>;
+    type Error = actix_web::Error;
+    type Transform = ReadBodyFirstService<S>;
+    type InitError = ();
+    type Future = std::future::Ready<Result<Self::Transform, ()>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        std::future::ready(Ok(ReadBodyFirstService {
+            service: Rc::new(service),
+            timeout: self.timeout,
+        }))
+    }
+}
+
+pub struct ReadBodyFirstService<S> {
+    service: Rc<S>,
+    timeout: Duration,
+}
+
+type Answer = Result<ServiceResponse<BoxBody>, actix_web::Error>;
+
+impl<S> Service<ServiceRequest> for ReadBodyFirstService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>
+        + 'static,
+{
+    type Response = ServiceResponse<BoxBody>;
+    type Error = actix_web::Error;
+    type Future = Either<S::Future, LocalBoxFuture<'static, Answer>>;
+
+    actix_web::dev::forward_ready!(service);
+
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        let payload = req.take_payload();
+        if matches!(payload, Payload::None) {
+            return Either::Left(self.service.call(req));
+        }
+        let declared_too_large = req
+            .headers()
+            .get(actix_web::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n > MAX_BODY as u64);
+        if declared_too_large {
+            return Either::Right(Box::pin(std::future::ready(Ok(refuse(
+                req,
+                ApiError::PayloadTooLarge,
+                payload,
+            )))));
+        }
+        let service = self.service.clone();
+        let deadline = Instant::now() + self.timeout;
+        Either::Right(Box::pin(async move {
+            let mut payload = payload;
+            match read_within(&mut payload, deadline).await {
+                Ok(body) => {
+                    req.set_payload(Payload::from(body));
+                    service.call(req).await
+                }
+                Err(e) => Ok(refuse(req, e, payload)),
+            }
+        }))
+    }
+}
+
+/// The whole body, or why not: 408 past `deadline`, 413 over [`MAX_BODY`], 400 when the client's
+/// framing is broken or it hung up.
+async fn read_within(payload: &mut Payload, deadline: Instant) -> Result<Bytes, ApiError> {
+    use futures_util::StreamExt;
+    let mut body = BytesMut::new();
+    loop {
+        match tokio::time::timeout_at(deadline, payload.next()).await {
+            Err(_) => return Err(ApiError::RequestTimeout),
+            Ok(None) => return Ok(body.freeze()),
+            Ok(Some(Err(e))) => {
+                log::debug!("request body: {e}");
+                return Err(ApiError::BadRequest(
+                    "Could not read the request body".into(),
+                ));
+            }
+            Ok(Some(Ok(chunk))) => {
+                if body.len() + chunk.len() > MAX_BODY {
+                    return Err(ApiError::PayloadTooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+        }
+    }
+}
+
+/// Answers `err` with the unread `payload` kept alive in the answer's body: the dispatcher then
+/// sees a body nobody finished and closes the connection after the answer. Dropping it instead
+/// would make the dispatcher drain a chunked body for as long as the client sends one.
+fn refuse(req: ServiceRequest, err: ApiError, payload: Payload) -> ServiceResponse<BoxBody> {
+    let res = err.error_response().map_body(|_, body| {
+        BoxBody::new(Held {
+            body,
+            _payload: payload,
+        })
+    });
+    req.into_response(res)
+}
+
+/// A response body that keeps the request's unread payload alive until the body is sent.
+struct Held {
+    body: BoxBody,
+    _payload: Payload,
+}
+
+impl MessageBody for Held {
+    type Error = <BoxBody as MessageBody>::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
+}
+
+/// The descriptor limit in force and the connection limit derived from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Descriptors {
+    /// The soft `RLIMIT_NOFILE` after raising it.
+    pub limit: u64,
+    /// The soft limit before, when it was raised.
+    pub raised_from: Option<u64>,
+    /// Concurrent connections per worker (actix counts per worker).
+    pub per_worker: usize,
+}
+
+/// Descriptors kept back from connections: the standard streams, the listener, each worker's and
+/// the acceptor's event loop, the plugins watcher and the files it reads, and slack.
+const RESERVED: u64 = 64;
+/// Per SQLite connection (pooled or a worker's reader): the database, its -wal and -shm.
+const PER_DB_CONNECTION: u64 = 3;
+/// Fewest connections a worker takes, however low the limit.
+const MIN_PER_WORKER: usize = 8;
+
+impl Descriptors {
+    /// Raises the soft descriptor limit to the hard one (as far as the kernel allows), and divides
+    /// what is left after SQLite and the rest ([`RESERVED`]) among the workers. `configured` (total,
+    /// 0 for none) lowers the result, never raises it past what the descriptors allow.
+    pub fn settle(workers: usize, db_connections: u32, configured: usize) -> Descriptors {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let before = getrlimit(Resource::Nofile);
+        let mut raised_from = None;
+        let mut limit = before.current.unwrap_or(u64::MAX);
+        if let (Some(current), maximum) = (before.current, before.maximum) {
+            // The kernel caps an "unlimited" hard limit at fs.nr_open; ask for a sane figure.
+            let target = maximum.unwrap_or(1 << 20).min(1 << 20);
+            if target > current
+                && setrlimit(
+                    Resource::Nofile,
+                    Rlimit {
+                        current: Some(target),
+                        maximum,
+                    },
+                )
+                .is_ok()
+            {
+                raised_from = Some(current);
+                limit = target;
+            }
+        }
+        Descriptors {
+            limit,
+            raised_from,
+            per_worker: Self::per_worker(limit, workers, db_connections, configured),
+        }
+    }
+
+    /// The connection limit per worker for a descriptor `limit` (see [`Descriptors::settle`]).
+    pub fn per_worker(limit: u64, workers: usize, db_connections: u32, configured: usize) -> usize {
+        let workers = workers.max(1);
+        let reserved = RESERVED + PER_DB_CONNECTION * u64::from(db_connections);
+        let spare = limit.saturating_sub(reserved);
+        let derived = usize::try_from(spare / workers as u64).unwrap_or(usize::MAX);
+        let wanted = if configured > 0 {
+            configured.div_ceil(workers).min(derived)
+        } else {
+            derived
+        };
+        // actix's own default, 25,000 per worker, is the ceiling.
+        wanted.clamp(MIN_PER_WORKER, 25_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_408_is_the_api_error_408() {
+        let text = std::str::from_utf8(HEAD_TIMEOUT_RESPONSE).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert_eq!(body, crate::api::errors::REQUEST_TIMEOUT_BODY);
+        assert!(
+            head.contains(&format!("content-length: {}\r\n", body.len())),
+            "{head}"
+        );
+        let res = ApiError::RequestTimeout.error_response();
+        assert_eq!(res.status().as_u16(), 408);
+        for (name, value) in res.headers() {
+            let line = format!("{}: {}", name, value.to_str().unwrap());
+            assert!(head.contains(&line), "{line} missing from {head}");
+        }
+    }
+
+    #[test]
+    fn connection_limit_leaves_room_for_sqlite_and_the_rest() {
+        // systemd's default 1,024 with 2 workers, 8 pooled and 2 reader connections: 930 left.
+        assert_eq!(Descriptors::per_worker(1024, 2, 10, 0), 465);
+        // A configured total lowers it, never raises it past the descriptors.
+        assert_eq!(Descriptors::per_worker(1024, 2, 10, 100), 50);
+        assert_eq!(Descriptors::per_worker(1024, 2, 10, 100_000), 465);
+        // A limit below the reserve still serves a few.
+        assert_eq!(Descriptors::per_worker(50, 2, 10, 0), MIN_PER_WORKER);
+        assert_eq!(Descriptors::per_worker(u64::MAX, 2, 10, 0), 25_000);
+    }
+}
