@@ -337,13 +337,19 @@ impl Config {
                 "auth.login_window_secs: must be at least 1".into(),
             ));
         }
-        if self.auth.login_max_failures > 10_000
-            || self.auth.login_max_failures_per_address > 10_000
-        {
-            // Each tracked key keeps one timestamp per counted failure.
-            return Err(ConfigError::Invalid(
-                "auth.login_max_failures: must be at most 10000".into(),
-            ));
+        // Each tracked key keeps one timestamp per counted failure.
+        for (key, value) in [
+            ("login_max_failures", self.auth.login_max_failures),
+            (
+                "login_max_failures_per_address",
+                self.auth.login_max_failures_per_address,
+            ),
+        ] {
+            if value > 10_000 {
+                return Err(ConfigError::Invalid(format!(
+                    "auth.{key}: must be at most 10000"
+                )));
+            }
         }
         if !(1..=64).contains(&self.auth.login_concurrency) {
             return Err(ConfigError::Invalid(
@@ -445,5 +451,38 @@ mod tests {
         let c = Config::load_with_env(&ConfigSource::Explicit(path), &Overrides::default(), &[])
             .unwrap();
         assert_eq!(c.database.path, d.path().join("x/db.sqlite3"));
+    }
+
+    #[test]
+    fn login_slots_are_configurable_and_bounded() {
+        let env = vec![
+            (
+                "INQUIRYD_AUTH_LOGIN_CONCURRENCY".to_string(),
+                "4".to_string(),
+            ),
+            ("INQUIRYD_AUTH_LOGIN_WAIT_MS".to_string(), "100".to_string()),
+        ];
+        let none = ConfigSource::Default("/nonexistent/config.toml".into());
+        let c = Config::load_with_env(&none, &Overrides::default(), &env).unwrap();
+        assert_eq!((c.auth.login_concurrency, c.auth.login_wait_ms), (4, 100));
+        for (name, value, key) in [
+            (
+                "INQUIRYD_AUTH_LOGIN_CONCURRENCY",
+                "0",
+                "auth.login_concurrency",
+            ),
+            ("INQUIRYD_AUTH_LOGIN_WAIT_MS", "60000", "auth.login_wait_ms"),
+            (
+                "INQUIRYD_AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS",
+                "1000000",
+                "auth.login_max_failures_per_address",
+            ),
+        ] {
+            let env = vec![(name.to_string(), value.to_string())];
+            let err = Config::load_with_env(&none, &Overrides::default(), &env)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{err}");
+        }
     }
 }
