@@ -151,6 +151,13 @@ impl Application {
             descriptors.per_worker * workers,
             descriptors.per_worker,
         );
+        if descriptors.starved {
+            log::warn!(
+                "connections: open-file limit {} leaves too few descriptors (about {} are kept for SQLite and the rest); raise it (ulimit -n, or LimitNOFILE= under systemd)",
+                descriptors.limit,
+                Descriptors::reserved(db_connections)
+            );
+        }
         let server = serve(listener, app, timeouts, workers, descriptors.per_worker).and_then(
             |builder| {
                 Ok(builder
