@@ -119,10 +119,9 @@ impl GuardedStream {
         self.timer.as_mut().poll(cx).is_ready()
     }
 
-    /// Follows the head through newly read bytes: an empty line (CRLF CRLF, or a bare LF LF as
-    /// httparse also accepts) ends it.
+    /// Follows the head through newly read bytes (see [`scan_head`]).
     fn scan(&mut self, new: &[u8], now: Instant) {
-        let (mut line, mut last) = match self.phase {
+        let (line, last) = match self.phase {
             Phase::Answering => return,
             Phase::Waiting { .. } => {
                 self.read_deadline = now + self.timeouts.request;
@@ -130,23 +129,13 @@ impl GuardedStream {
             }
             Phase::Head { line, last } => (line, last),
         };
-        let mut start = 0;
-        for nl in memchr::memchr_iter(b'\n', new) {
-            let len = line + (nl - start);
-            let before = if nl > start { new[nl - 1] } else { last };
-            if len == 0 || (len == 1 && before == b'\r') {
+        match scan_head(line, last, new) {
+            Some((line, last)) => self.phase = Phase::Head { line, last },
+            None => {
                 self.phase = Phase::Answering;
                 self.read_deadline = now + self.timeouts.body + self.timeouts.request;
-                return;
             }
-            line = 0;
-            start = nl + 1;
         }
-        if start < new.len() {
-            line += new.len() - start;
-            last = new[new.len() - 1];
-        }
-        self.phase = Phase::Head { line, last };
     }
 
     /// The read deadline has passed. A late head gets the JSON 408, written here once, when no
@@ -169,6 +158,27 @@ impl GuardedStream {
         }
         Poll::Ready(Err(timed_out("request head not received in time")))
     }
+}
+
+/// Follows a request head through `new` bytes, given the length of its unfinished line so far and
+/// that line's last byte: `None` once an empty line (CRLF CRLF, or a bare LF LF as httparse also
+/// accepts) ends the head, else the unfinished line's length and last byte.
+fn scan_head(mut line: usize, mut last: u8, new: &[u8]) -> Option<(usize, u8)> {
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', new) {
+        let len = line + (nl - start);
+        let before = if nl > start { new[nl - 1] } else { last };
+        if len == 0 || (len == 1 && before == b'\r') {
+            return None;
+        }
+        line = 0;
+        start = nl + 1;
+    }
+    if start < new.len() {
+        line += new.len() - start;
+        last = new[new.len() - 1];
+    }
+    Some((line, last))
 }
 
 impl AsyncRead for GuardedStream {
@@ -605,6 +615,27 @@ mod tests {
         );
         let written = quiet.inner.0.lock().unwrap().clone();
         assert_eq!(written, vec!["other".to_string()], "{written:?}");
+    }
+
+    #[test]
+    fn a_head_ends_at_its_empty_line_however_the_reads_split_it() {
+        let head = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+        for split in 0..head.len() {
+            let (a, b) = head.split_at(split);
+            let carry = scan_head(0, 0, a);
+            let carry = carry.unwrap_or_else(|| panic!("ended early at split {split}"));
+            assert_eq!(scan_head(carry.0, carry.1, b), None, "split {split}");
+        }
+        // One byte at a time.
+        let mut state = Some((0, 0));
+        for (i, byte) in head.iter().enumerate() {
+            let (line, last) = state.unwrap_or_else(|| panic!("ended early at byte {i}"));
+            state = scan_head(line, last, std::slice::from_ref(byte));
+        }
+        assert_eq!(state, None);
+        assert_eq!(scan_head(0, 0, b"GET / HTTP/1.1\n\n"), None);
+        assert!(scan_head(0, 0, b"GET / HTTP/1.1\r\nA: b\r\n").is_some());
+        assert!(scan_head(0, 0, b"GET / HTTP/1.1\r\nA: \r\r\n").is_some());
     }
 
     #[test]
