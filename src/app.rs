@@ -158,13 +158,9 @@ impl Application {
                 Descriptors::reserved(db_connections)
             );
         }
-        let server = serve(listener, app, timeouts, workers, descriptors.per_worker).and_then(
-            |builder| {
-                Ok(builder
-                    .shutdown_signal(stop_signal().map_err(StartError::Signals)?)
-                    .run())
-            },
-        )?;
+        let server = serve(listener, app, timeouts, workers, descriptors.per_worker)?
+            .shutdown_signal(stop_signal().map_err(StartError::Signals)?)
+            .run();
         log::info!(
             "inquiryd listening on {}",
             config.server.bind.replace(":0", &format!(":{port}"))
@@ -258,7 +254,7 @@ where
 {
     use actix_service::{ServiceFactoryExt as _, fn_service, map_config};
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: String::new(),
+        addr: "the bound listener".into(),
         source,
     })?;
     let builder = actix_server::Server::build()
