@@ -165,13 +165,16 @@ impl Application {
             descriptors.per_worker * workers,
             descriptors.per_worker,
         );
-        let server = serve(listener, app, timeouts, workers, descriptors.per_worker).and_then(
-            |builder| {
-                Ok(builder
-                    .shutdown_signal(stop_signal().map_err(StartError::Signals)?)
-                    .run())
-            },
-        )?;
+        if descriptors.starved {
+            log::warn!(
+                "connections: open-file limit {} leaves too few descriptors (about {} are kept for SQLite and the rest); raise it (ulimit -n, or LimitNOFILE= under systemd)",
+                descriptors.limit,
+                Descriptors::reserved(db_connections)
+            );
+        }
+        let server = serve(listener, app, timeouts, workers, descriptors.per_worker)?
+            .shutdown_signal(stop_signal().map_err(StartError::Signals)?)
+            .run();
         log::info!(
             "inquiryd listening on {}",
             config.server.bind.replace(":0", &format!(":{port}"))
@@ -265,7 +268,7 @@ where
 {
     use actix_service::{ServiceFactoryExt as _, fn_service, map_config};
     let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: String::new(),
+        addr: "the bound listener".into(),
         source,
     })?;
     let builder = actix_server::Server::build()

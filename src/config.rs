@@ -485,4 +485,25 @@ mod tests {
             assert!(err.contains(key), "{err}");
         }
     }
+
+    #[test]
+    fn connection_deadlines_come_from_file_and_env_and_zero_is_refused() {
+        let (_d, path) = write("[server]\nrequest_timeout_secs = 3\nmax_connections = 500\n");
+        let env = vec![(
+            "INQUIRYD_SERVER_BODY_TIMEOUT_SECS".to_string(),
+            "4".to_string(),
+        )];
+        let c = Config::load_with_env(&ConfigSource::Explicit(path), &Overrides::default(), &env)
+            .unwrap();
+        let t = c.timeouts();
+        assert_eq!(t.request, Duration::from_secs(3));
+        assert_eq!(t.body, Duration::from_secs(4));
+        assert_eq!(t.send, Duration::from_secs(10));
+        assert_eq!(c.server.max_connections, 500);
+        let (_d, path) = write("[server]\nbody_timeout_secs = 0\n");
+        let err = Config::load_with_env(&ConfigSource::Explicit(path), &Overrides::default(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.body_timeout_secs"), "{err}");
+    }
 }

@@ -119,10 +119,9 @@ impl GuardedStream {
         self.timer.as_mut().poll(cx).is_ready()
     }
 
-    /// Follows the head through newly read bytes: an empty line (CRLF CRLF, or a bare LF LF as
-    /// httparse also accepts) ends it.
+    /// Follows the head through newly read bytes (see [`scan_head`]).
     fn scan(&mut self, new: &[u8], now: Instant) {
-        let (mut line, mut last) = match self.phase {
+        let (line, last) = match self.phase {
             Phase::Answering => return,
             Phase::Waiting { .. } => {
                 self.read_deadline = now + self.timeouts.request;
@@ -130,23 +129,13 @@ impl GuardedStream {
             }
             Phase::Head { line, last } => (line, last),
         };
-        let mut start = 0;
-        for nl in memchr::memchr_iter(b'\n', new) {
-            let len = line + (nl - start);
-            let before = if nl > start { new[nl - 1] } else { last };
-            if len == 0 || (len == 1 && before == b'\r') {
+        match scan_head(line, last, new) {
+            Some((line, last)) => self.phase = Phase::Head { line, last },
+            None => {
                 self.phase = Phase::Answering;
                 self.read_deadline = now + self.timeouts.body + self.timeouts.request;
-                return;
             }
-            line = 0;
-            start = nl + 1;
         }
-        if start < new.len() {
-            line += new.len() - start;
-            last = new[new.len() - 1];
-        }
-        self.phase = Phase::Head { line, last };
     }
 
     /// The read deadline has passed. A late head gets the JSON 408, written here once, when no
@@ -169,6 +158,27 @@ impl GuardedStream {
         }
         Poll::Ready(Err(timed_out("request head not received in time")))
     }
+}
+
+/// Follows a request head through `new` bytes, given the length of its unfinished line so far and
+/// that line's last byte: `None` once an empty line (CRLF CRLF, or a bare LF LF as httparse also
+/// accepts) ends the head, else the unfinished line's length and last byte.
+fn scan_head(mut line: usize, mut last: u8, new: &[u8]) -> Option<(usize, u8)> {
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', new) {
+        let len = line + (nl - start);
+        let before = if nl > start { new[nl - 1] } else { last };
+        if len == 0 || (len == 1 && before == b'\r') {
+            return None;
+        }
+        line = 0;
+        start = nl + 1;
+    }
+    if start < new.len() {
+        line += new.len() - start;
+        last = new[new.len() - 1];
+    }
+    Some((line, last))
 }
 
 impl AsyncRead for GuardedStream {
@@ -417,6 +427,8 @@ pub struct Descriptors {
     pub raised_from: Option<u64>,
     /// Concurrent connections per worker (actix counts per worker).
     pub per_worker: usize,
+    /// The limit leaves too little for SQLite and the rest beside [`MIN_PER_WORKER`] connections.
+    pub starved: bool,
 }
 
 /// Descriptors kept back from connections: the standard streams, the listener, each worker's and
@@ -453,18 +465,25 @@ impl Descriptors {
                 limit = target;
             }
         }
+        let per_worker = Self::per_worker(limit, workers, db_connections, configured);
         Descriptors {
             limit,
             raised_from,
-            per_worker: Self::per_worker(limit, workers, db_connections, configured),
+            per_worker,
+            starved: Self::reserved(db_connections) + (MIN_PER_WORKER * workers.max(1)) as u64
+                > limit,
         }
+    }
+
+    /// Descriptors kept back from connections.
+    pub fn reserved(db_connections: u32) -> u64 {
+        RESERVED + PER_DB_CONNECTION * u64::from(db_connections)
     }
 
     /// The connection limit per worker for a descriptor `limit` (see [`Descriptors::settle`]).
     pub fn per_worker(limit: u64, workers: usize, db_connections: u32, configured: usize) -> usize {
         let workers = workers.max(1);
-        let reserved = RESERVED + PER_DB_CONNECTION * u64::from(db_connections);
-        let spare = limit.saturating_sub(reserved);
+        let spare = limit.saturating_sub(Self::reserved(db_connections));
         let derived = usize::try_from(spare / workers as u64).unwrap_or(usize::MAX);
         let wanted = if configured > 0 {
             configured.div_ceil(workers).min(derived)
@@ -476,9 +495,148 @@ impl Descriptors {
     }
 }
 
+/// A logger that passes everything to `inner` except that actix's accept error, logged every
+/// 500 ms while it lasts (for "Too many open files": until a descriptor frees up), is written once
+/// and then at most once a minute, with how often it recurred meanwhile.
+pub struct QuietAcceptErrors<L> {
+    inner: L,
+    state: std::sync::Mutex<AcceptErrors>,
+}
+
+#[derive(Default)]
+struct AcceptErrors {
+    last_written: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+/// How often a recurring accept error is written.
+const ACCEPT_ERROR_EVERY: Duration = Duration::from_secs(60);
+
+impl<L: log::Log> QuietAcceptErrors<L> {
+    pub fn new(inner: L) -> Self {
+        QuietAcceptErrors {
+            inner,
+            state: std::sync::Mutex::new(AcceptErrors::default()),
+        }
+    }
+
+    /// Whether to write this accept error now, and how many were held back before it.
+    fn admit(&self, now: std::time::Instant) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state
+            .last_written
+            .is_some_and(|t| now.duration_since(t) < ACCEPT_ERROR_EVERY)
+        {
+            state.suppressed += 1;
+            return None;
+        }
+        state.last_written = Some(now);
+        Some(std::mem::take(&mut state.suppressed))
+    }
+}
+
+impl<L: log::Log> log::Log for QuietAcceptErrors<L> {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        self.inner.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if record.target() != "actix_server::accept" || record.level() != log::Level::Error {
+            return self.inner.log(record);
+        }
+        let Some(suppressed) = self.admit(std::time::Instant::now()) else {
+            return;
+        };
+        let more = if suppressed > 0 {
+            format!(" ({suppressed} more since the last such line)")
+        } else {
+            String::new()
+        };
+        self.inner.log(
+            &log::Record::builder()
+                .args(format_args!(
+                    "{}{more}; retrying every 0.5 s, this line at most once a minute",
+                    record.args()
+                ))
+                .level(record.level())
+                .target(record.target())
+                .module_path(record.module_path())
+                .file(record.file())
+                .line(record.line())
+                .build(),
+        );
+    }
+
+    fn flush(&self) {
+        self.inner.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recurring_accept_error_is_written_once_a_minute_with_a_count() {
+        struct Sink(std::sync::Mutex<Vec<String>>);
+        impl log::Log for Sink {
+            fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+                true
+            }
+            fn log(&self, record: &log::Record<'_>) {
+                self.0.lock().unwrap().push(record.args().to_string());
+            }
+            fn flush(&self) {}
+        }
+        let quiet = QuietAcceptErrors::new(Sink(std::sync::Mutex::new(Vec::new())));
+        let t0 = std::time::Instant::now();
+        assert_eq!(quiet.admit(t0), Some(0));
+        for i in 1..120 {
+            assert_eq!(quiet.admit(t0 + Duration::from_millis(500 * i)), None);
+        }
+        assert_eq!(quiet.admit(t0 + Duration::from_secs(60)), Some(119));
+        let emfile = format_args!("Error accepting connection: Too many open files (os error 24)");
+        let record = |args| {
+            log::Record::builder()
+                .args(args)
+                .level(log::Level::Error)
+                .target("actix_server::accept")
+                .build()
+        };
+        log::Log::log(&quiet, &record(emfile));
+        let other = format_args!("other");
+        log::Log::log(
+            &quiet,
+            &log::Record::builder()
+                .args(other)
+                .level(log::Level::Info)
+                .target("inquiryd::access")
+                .build(),
+        );
+        let written = quiet.inner.0.lock().unwrap().clone();
+        assert_eq!(written, vec!["other".to_string()], "{written:?}");
+    }
+
+    #[test]
+    fn a_head_ends_at_its_empty_line_however_the_reads_split_it() {
+        let head = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+        for split in 0..head.len() {
+            let (a, b) = head.split_at(split);
+            let carry = scan_head(0, 0, a);
+            let carry = carry.unwrap_or_else(|| panic!("ended early at split {split}"));
+            assert_eq!(scan_head(carry.0, carry.1, b), None, "split {split}");
+        }
+        // One byte at a time.
+        let mut state = Some((0, 0));
+        for (i, byte) in head.iter().enumerate() {
+            let (line, last) = state.unwrap_or_else(|| panic!("ended early at byte {i}"));
+            state = scan_head(line, last, std::slice::from_ref(byte));
+        }
+        assert_eq!(state, None);
+        assert_eq!(scan_head(0, 0, b"GET / HTTP/1.1\n\n"), None);
+        assert!(scan_head(0, 0, b"GET / HTTP/1.1\r\nA: b\r\n").is_some());
+        assert!(scan_head(0, 0, b"GET / HTTP/1.1\r\nA: \r\r\n").is_some());
+    }
 
     #[test]
     fn raw_408_is_the_api_error_408() {

@@ -5,11 +5,17 @@ use clap::Parser;
 fn main() {
     let cli = inquiryd::cli::Cli::parse();
     let serving = matches!(cli.command, None | Some(inquiryd::cli::Command::Serve(_)));
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(if serving {
-        "info"
-    } else {
-        "warn"
-    }))
-    .init();
+    let logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(if serving {
+            "info"
+        } else {
+            "warn"
+        }))
+        .build();
+    let level = logger.filter();
+    // Descriptors running out makes actix log an accept error twice a second: keep it readable.
+    if log::set_boxed_logger(Box::new(inquiryd::conn::QuietAcceptErrors::new(logger))).is_ok() {
+        log::set_max_level(level);
+    }
     std::process::exit(inquiryd::cli::run(cli));
 }
