@@ -1059,7 +1059,7 @@ fn a_small_file_of_costly_regexes_is_refused_with_the_pointer_over_budget() {
     let all = errors.join("\n");
     assert!(
         errors[0].contains("re.json: /hooks/0/when/inquiry/~1f0/matches: regex")
-            && errors[0].contains("over the budget of 1048576 bytes per regex"),
+            && errors[0].contains("is over the budget of 1048576 bytes per regex"),
         "{all}"
     );
     // compiling stops once the file's budget is spent: a few errors, not a hundred

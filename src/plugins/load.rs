@@ -558,13 +558,13 @@ impl Compiler<'_> {
             Ok(r) => {
                 let used = r.memory_usage();
                 if used > MAX_REGEX_BYTES {
-                    (Err(format!("{used} bytes")), used)
+                    (Err(format!("compiles to {used} bytes")), used)
                 } else {
                     (Ok(r), used)
                 }
             }
             Err(e) if e.size_limit().is_some() => (
-                Err(format!("over {MAX_REGEX_BYTES} bytes")),
+                Err("compiles to more than that".to_owned()),
                 MAX_REGEX_BYTES,
             ),
             Err(e) => {
@@ -585,9 +585,8 @@ impl Compiler<'_> {
                 self.err(
                     at,
                     format!(
-                        "regex {re:?} compiles to {size}, over the budget of {MAX_REGEX_BYTES} \
-                         bytes per regex (Unicode classes such as \\w are large; (?-u:\\w) \
-                         is ASCII only)"
+                        "regex {re:?} is over the budget of {MAX_REGEX_BYTES} bytes per regex: it \
+                         {size} (Unicode classes such as \\w are large; (?-u:\\w) is ASCII only)"
                     ),
                 );
                 if file_total > MAX_REGEX_BYTES_PER_FILE {

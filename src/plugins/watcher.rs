@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use arc_swap::{ArcSwap, Guard};
 use chrono::{DateTime, SecondsFormat, Utc};
 use notify::RecursiveMode;
-use notify_debouncer_full::{DebounceEventResult, new_debouncer};
+use notify_debouncer_full::{DebounceEventResult, RecommendedCache, new_debouncer_opt};
 use serde_json::{Value, json};
 
 use super::compiled::{CompiledPlugin, SetBudget};
@@ -398,7 +398,18 @@ fn make_watcher(dir: &Path, tx: &Sender<Msg>) -> Option<Debouncer> {
         // events, errors and overflow ("rescan" flags) all lead to the same full rescan
         let _ = tx.send(Msg::Changed);
     };
-    let mut debouncer = match new_debouncer(DEBOUNCE, None, handler) {
+    // Symlinks are not followed into: a link to `/` inside the directory would otherwise have the
+    // watch walk (and add a watch for) every directory it reaches. Files read through a symlink
+    // that stays inside are watched at their real place; the periodic rescan covers the rest.
+    let config = notify::Config::default().with_follow_symlinks(false);
+    let debouncer = new_debouncer_opt::<_, notify::RecommendedWatcher, RecommendedCache>(
+        DEBOUNCE,
+        None,
+        handler,
+        RecommendedCache::new(),
+        config,
+    );
+    let mut debouncer = match debouncer {
         Ok(d) => d,
         Err(e) => {
             log::error!("plugins watcher: cannot start: {e} (rescanning every {RESCAN_EVERY:?})");
