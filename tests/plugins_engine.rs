@@ -1637,6 +1637,54 @@ fn a_changed_table_file_is_reloaded() {
 }
 
 #[test]
+fn a_file_refused_for_the_set_budget_loads_once_another_file_frees_it() {
+    // nine files of about 3.4 MB of compiled regexes fit in the set's 32 MiB; a tenth does not
+    let text = regex_plugin(60, r"^\w+$");
+    let files: Vec<(String, String)> = (0..9)
+        .map(|i| (format!("p{i}.json"), text.clone()))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let dir = dir_with(&refs);
+    let host = match PluginHost::start(dir.path().to_path_buf(), false) {
+        Ok(h) => h,
+        Err(e) => panic!("{e:?}"),
+    };
+    fs::write(dir.path().join("p9.json"), &text).expect("write");
+    host.reload();
+    let p9 = |h: &PluginHost| {
+        h.health()["files"]
+            .as_array()
+            .and_then(|f| f.iter().find(|f| f["file"] == "p9.json").cloned())
+            .unwrap_or_default()
+    };
+    // a fresh error is given half a second to settle before it counts
+    let t0 = Instant::now();
+    while p9(&host)["state"] != "error" {
+        assert!(t0.elapsed() < DEADLINE, "{}", host.health());
+        thread::sleep(Duration::from_millis(50));
+        host.reload();
+    }
+    assert!(
+        p9(&host)["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("for the whole plugin set")),
+        "{}",
+        p9(&host)
+    );
+    fs::remove_file(dir.path().join("p0.json")).expect("rm");
+    let t0 = Instant::now();
+    while p9(&host)["state"] != "ok" {
+        assert!(t0.elapsed() < DEADLINE, "{}", host.health());
+        thread::sleep(Duration::from_millis(50));
+        host.reload();
+    }
+    assert_eq!(host.current().plugin_count(), 9);
+}
+
+#[test]
 fn a_replaced_directory_is_picked_up() {
     let parent = tempfile::tempdir().expect("tempdir");
     let dir = parent.path().join("plugins");
