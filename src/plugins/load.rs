@@ -4,6 +4,12 @@
 //!
 //! Loading is strict: unknown keys, unknown ops, bad pointers, bad regexes, bad templates, a file over
 //! 1 MiB and a file with more than 1,000 operations are all errors.
+//!
+//! A plugin file is untrusted input. Every file is read through [`super::input`] (confined to the
+//! plugins directory, regular files only, never waited on, size-capped), and what validating a file
+//! costs is bounded by budgets, not by what it expands to: hooks, conditions and list values per
+//! file, compiled regex heap per regex, per file and per set (see the limits in
+//! [`super::format`]). Each refusal names the pointer where the budget was crossed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
