@@ -47,15 +47,10 @@ impl Drop for ReleaseFifos {
         for f in &self.0 {
             let _ = std::fs::OpenOptions::new()
                 .write(true)
-                .custom_flags(libc_o_nonblock())
+                .custom_flags(libc::O_NONBLOCK)
                 .open(f);
         }
     }
-}
-
-/// `O_NONBLOCK` on Linux (the test crate does not depend on libc).
-fn libc_o_nonblock() -> i32 {
-    0o4000
 }
 
 const LOOKUP_FIFO: &str = r#"{"name":"crm","hooks":[{"on":"inquiry.response","do":[
