@@ -1067,6 +1067,19 @@ fn a_small_file_of_costly_regexes_is_refused_with_the_pointer_over_budget() {
 }
 
 #[test]
+fn a_long_regex_is_refused_before_it_is_parsed() {
+    // a 900 KB alternation parsed to 140 MB before any compiled-size limit applied
+    let words: Vec<String> = (0..100_000).map(|i| format!("w{i:07}")).collect();
+    let re = format!("(?:{})", words.join("|"));
+    let (_d, e) = one_error(&[("alt.json", &regex_plugin(1, &re))]);
+    assert!(
+        e.contains("alt.json: /hooks/0/when/inquiry/~1f0/matches: regex is 900003 bytes long, over the limit of 16384 bytes"),
+        "{}",
+        &e[..e.len().min(300)]
+    );
+}
+
+#[test]
 fn regexes_each_within_budget_are_refused_past_the_file_budget() {
     // about 56 KB each (Unicode \w); 4 MiB holds some 70 of them
     let (_d, errors) = errors_of(&[("many.json", &regex_plugin(200, r"^\w+$"))]);

@@ -25,7 +25,8 @@ use super::compiled::{
 use super::format::{
     Hook, Location, MAX_CONDITIONS_PER_FILE, MAX_FILE_BYTES, MAX_HOOKS_PER_FILE,
     MAX_LIST_VALUES_PER_FILE, MAX_OPS_PER_FILE, MAX_REGEX_BYTES, MAX_REGEX_BYTES_PER_FILE,
-    MAX_TABLE_BYTES, OP_NAMES, Op, PluginError, PluginFile, REGEX_CACHE_BYTES, When,
+    MAX_REGEX_PATTERN_BYTES, MAX_TABLE_BYTES, OP_NAMES, Op, PluginError, PluginFile,
+    REGEX_CACHE_BYTES, When,
 };
 use super::input::{self, ReadError};
 
@@ -552,6 +553,17 @@ impl Compiler<'_> {
     /// Compiles the regex at `at` within the budgets per regex, per file and per set.
     fn regex(&mut self, re: &str, at: String) -> Option<Regex> {
         if self.budget.regex_spent {
+            return None;
+        }
+        if re.len() > MAX_REGEX_PATTERN_BYTES {
+            self.err(
+                at,
+                format!(
+                    "regex is {} bytes long, over the limit of {MAX_REGEX_PATTERN_BYTES} bytes per \
+                     regex (to test a value against a list, use \"in\")",
+                    re.len()
+                ),
+            );
             return None;
         }
         let config = Regex::config()
