@@ -1059,11 +1059,24 @@ fn a_small_file_of_costly_regexes_is_refused_with_the_pointer_over_budget() {
     let all = errors.join("\n");
     assert!(
         errors[0].contains("re.json: /hooks/0/when/inquiry/~1f0/matches: regex")
-            && errors[0].contains("over the budget of 1048576 bytes per regex"),
+            && errors[0].contains("is over the budget of 1048576 bytes per regex"),
         "{all}"
     );
     // compiling stops once the file's budget is spent: a few errors, not a hundred
     assert!(errors.len() <= 8, "{all}");
+}
+
+#[test]
+fn a_long_regex_is_refused_before_it_is_parsed() {
+    // a 900 KB alternation parsed to 140 MB before any compiled-size limit applied
+    let words: Vec<String> = (0..100_000).map(|i| format!("w{i:07}")).collect();
+    let re = format!("(?:{})", words.join("|"));
+    let (_d, e) = one_error(&[("alt.json", &regex_plugin(1, &re))]);
+    assert!(
+        e.contains("alt.json: /hooks/0/when/inquiry/~1f0/matches: regex is 900003 bytes long, over the limit of 16384 bytes"),
+        "{}",
+        &e[..e.len().min(300)]
+    );
 }
 
 #[test]
@@ -1116,7 +1129,9 @@ fn hooks_conditions_and_list_values_are_bounded_per_file() {
         e.contains("hooks.json: /hooks/1000: 1001 hooks, over the limit of 1000 per file"),
         "{e}"
     );
-    set_of(&[("ok.json", &plugin_json(100, Value::Array(vec![hook; 1000])))]);
+    let set = set_of(&[("ok.json", &plugin_json(100, Value::Array(vec![hook; 1000])))]);
+    // hooks without operations change nothing, so they cost nothing per request
+    assert!(set.is_empty() && set.hook_count() == 0);
 
     let tests: serde_json::Map<String, Value> = (0..1001)
         .map(|i| (format!("/f{i:04}"), json!({ "exists": true })))
@@ -1632,6 +1647,54 @@ fn a_changed_table_file_is_reloaded() {
         assert!(t0.elapsed() < DEADLINE, "{}", host.health());
         thread::sleep(Duration::from_millis(5));
     }
+}
+
+#[test]
+fn a_file_refused_for_the_set_budget_loads_once_another_file_frees_it() {
+    // nine files of about 3.4 MB of compiled regexes fit in the set's 32 MiB; a tenth does not
+    let text = regex_plugin(60, r"^\w+$");
+    let files: Vec<(String, String)> = (0..9)
+        .map(|i| (format!("p{i}.json"), text.clone()))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let dir = dir_with(&refs);
+    let host = match PluginHost::start(dir.path().to_path_buf(), false) {
+        Ok(h) => h,
+        Err(e) => panic!("{e:?}"),
+    };
+    fs::write(dir.path().join("p9.json"), &text).expect("write");
+    host.reload();
+    let p9 = |h: &PluginHost| {
+        h.health()["files"]
+            .as_array()
+            .and_then(|f| f.iter().find(|f| f["file"] == "p9.json").cloned())
+            .unwrap_or_default()
+    };
+    // a fresh error is given half a second to settle before it counts
+    let t0 = Instant::now();
+    while p9(&host)["state"] != "error" {
+        assert!(t0.elapsed() < DEADLINE, "{}", host.health());
+        thread::sleep(Duration::from_millis(50));
+        host.reload();
+    }
+    assert!(
+        p9(&host)["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("for the whole plugin set")),
+        "{}",
+        p9(&host)
+    );
+    fs::remove_file(dir.path().join("p0.json")).expect("rm");
+    let t0 = Instant::now();
+    while p9(&host)["state"] != "ok" {
+        assert!(t0.elapsed() < DEADLINE, "{}", host.health());
+        thread::sleep(Duration::from_millis(50));
+        host.reload();
+    }
+    assert_eq!(host.current().plugin_count(), 9);
 }
 
 #[test]

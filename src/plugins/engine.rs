@@ -79,6 +79,10 @@ impl PluginSet {
         };
         for (pi, plugin) in set.plugins.iter().enumerate() {
             for (hi, hook) in plugin.hooks.iter().enumerate() {
+                // a hook without operations can change nothing: its conditions need not run
+                if hook.ops.is_empty() {
+                    continue;
+                }
                 let flat_hook = set.hooks.len() as u32;
                 set.hooks.push((pi as u32, hi as u32));
                 for (oi, op) in hook.ops.iter().enumerate() {
@@ -133,7 +137,7 @@ impl PluginSet {
         self.plugins.len()
     }
 
-    /// Number of hooks of enabled plugins in the set.
+    /// Number of hooks of enabled plugins in the set (hooks without operations are left out).
     pub fn hook_count(&self) -> usize {
         self.hooks.len()
     }

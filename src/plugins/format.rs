@@ -31,6 +31,9 @@ pub const MAX_CONDITIONS_PER_FILE: usize = 1000;
 /// Most values accepted in the lists of one plugin file's conditions (`in`, `roles_any`,
 /// `roles_all`, `roles_none`, `usernames`), all lists together.
 pub const MAX_LIST_VALUES_PER_FILE: usize = 10_000;
+/// Longest regex accepted, in bytes of pattern text: parsing a pattern costs memory in proportion
+/// to its length (about 150 bytes per byte of a long alternation) before any size limit applies.
+pub const MAX_REGEX_PATTERN_BYTES: usize = 16 * 1024;
 /// Most heap one compiled regex may use, in bytes. Compiling stops as soon as it would need more,
 /// so a regex over the budget costs no more than one at the budget.
 pub const MAX_REGEX_BYTES: usize = 1024 * 1024;

@@ -4,6 +4,12 @@
 //!
 //! Loading is strict: unknown keys, unknown ops, bad pointers, bad regexes, bad templates, a file over
 //! 1 MiB and a file with more than 1,000 operations are all errors.
+//!
+//! A plugin file is untrusted input. Every file is read through [`super::input`] (confined to the
+//! plugins directory, regular files only, never waited on, size-capped), and what validating a file
+//! costs is bounded by budgets, not by what it expands to: hooks, conditions and list values per
+//! file, compiled regex heap per regex, per file and per set (see the limits in
+//! [`super::format`]). Each refusal names the pointer where the budget was crossed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +25,8 @@ use super::compiled::{
 use super::format::{
     Hook, Location, MAX_CONDITIONS_PER_FILE, MAX_FILE_BYTES, MAX_HOOKS_PER_FILE,
     MAX_LIST_VALUES_PER_FILE, MAX_OPS_PER_FILE, MAX_REGEX_BYTES, MAX_REGEX_BYTES_PER_FILE,
-    MAX_TABLE_BYTES, OP_NAMES, Op, PluginError, PluginFile, REGEX_CACHE_BYTES, When,
+    MAX_REGEX_PATTERN_BYTES, MAX_TABLE_BYTES, OP_NAMES, Op, PluginError, PluginFile,
+    REGEX_CACHE_BYTES, When,
 };
 use super::input::{self, ReadError};
 
@@ -548,6 +555,17 @@ impl Compiler<'_> {
         if self.budget.regex_spent {
             return None;
         }
+        if re.len() > MAX_REGEX_PATTERN_BYTES {
+            self.err(
+                at,
+                format!(
+                    "regex is {} bytes long, over the limit of {MAX_REGEX_PATTERN_BYTES} bytes per \
+                     regex (to test a value against a list, use \"in\")",
+                    re.len()
+                ),
+            );
+            return None;
+        }
         let config = Regex::config()
             .nfa_size_limit(Some(MAX_REGEX_BYTES))
             .onepass_size_limit(Some(MAX_REGEX_BYTES))
@@ -558,13 +576,13 @@ impl Compiler<'_> {
             Ok(r) => {
                 let used = r.memory_usage();
                 if used > MAX_REGEX_BYTES {
-                    (Err(format!("{used} bytes")), used)
+                    (Err(format!("compiles to {used} bytes")), used)
                 } else {
                     (Ok(r), used)
                 }
             }
             Err(e) if e.size_limit().is_some() => (
-                Err(format!("over {MAX_REGEX_BYTES} bytes")),
+                Err("compiles to more than that".to_owned()),
                 MAX_REGEX_BYTES,
             ),
             Err(e) => {
@@ -585,9 +603,8 @@ impl Compiler<'_> {
                 self.err(
                     at,
                     format!(
-                        "regex {re:?} compiles to {size}, over the budget of {MAX_REGEX_BYTES} \
-                         bytes per regex (Unicode classes such as \\w are large; (?-u:\\w) \
-                         is ASCII only)"
+                        "regex {re:?} is over the budget of {MAX_REGEX_BYTES} bytes per regex: it \
+                         {size} (Unicode classes such as \\w are large; (?-u:\\w) is ASCII only)"
                     ),
                 );
                 if file_total > MAX_REGEX_BYTES_PER_FILE {

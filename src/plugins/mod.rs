@@ -1,7 +1,8 @@
 //! Declarative JSON plugin hooks that enrich or redact the `inquiry` object of a getOne response.
 //! Every `*.json` file directly in the plugins directory is one plugin (see [`format`] for the file
-//! format, [`load`] for reading and validating it into the [`compiled`] form, [`engine`] for how hooks
-//! run, and [`watcher`] for live reload). The server holds a [`PluginHost`] and, per request, applies
+//! format, [`load`] for reading and validating it into the [`compiled`] form, [`input`] for reading
+//! the files a plugin is made of as the untrusted input they are, [`engine`] for how hooks run, and
+//! [`watcher`] for live reload). The server holds a [`PluginHost`] and, per request, applies
 //! [`PluginHost::current`]; the CLI uses [`load_dir`], [`check_command`] and [`schema`].
 //!
 //! The one promise that shapes everything here: a redaction never fails open. Redactions run after

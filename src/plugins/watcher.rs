@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use arc_swap::{ArcSwap, Guard};
 use chrono::{DateTime, SecondsFormat, Utc};
 use notify::RecursiveMode;
-use notify_debouncer_full::{DebounceEventResult, new_debouncer};
+use notify_debouncer_full::{DebounceEventResult, RecommendedCache, new_debouncer_opt};
 use serde_json::{Value, json};
 
 use super::compiled::{CompiledPlugin, SetBudget};
@@ -59,6 +59,9 @@ struct FileState {
     error: Option<String>,
     /// When the file was first seen missing.
     missing_since: Option<Instant>,
+    /// What the other files left of the set's budgets at the latest attempt: a failed file is
+    /// tried again, unchanged, once they leave more (it may have failed for want of it).
+    tried_with: SetBudget,
 }
 
 impl FileState {
@@ -68,6 +71,7 @@ impl FileState {
             last_good: None,
             error: None,
             missing_since: None,
+            tried_with: SetBudget::FULL,
         }
     }
 }
@@ -111,6 +115,8 @@ impl PluginHost {
                             last_good: Some(p),
                             error: None,
                             missing_since: None,
+                            // valid: never tried again for want of budget
+                            tried_with: SetBudget::FULL,
                         },
                     );
                 }
@@ -311,12 +317,6 @@ impl Inner {
                 }
                 continue;
             }
-            if let Some(f) = state.files.get_mut(&name) {
-                f.missing_since = None;
-                if f.inputs.unchanged(&self.dir) {
-                    continue;
-                }
-            }
             // what the other files in force leave this one of the set's budgets
             let budget = state
                 .files
@@ -324,6 +324,14 @@ impl Inner {
                 .filter(|(other, _)| **other != name)
                 .filter_map(|(_, f)| f.last_good.as_ref())
                 .fold(SetBudget::FULL, |b, p| b.minus(p.cost));
+            if let Some(f) = state.files.get_mut(&name) {
+                f.missing_since = None;
+                let more_budget = budget.regex_bytes > f.tried_with.regex_bytes
+                    || budget.input_bytes > f.tried_with.input_bytes;
+                if f.inputs.unchanged(&self.dir) && !(f.error.is_some() && more_budget) {
+                    continue;
+                }
+            }
             let (inputs, result) = load::load_file(&self.dir, &name, budget);
             if result.is_err() && inputs.modified_within(SETTLE) {
                 // Most likely caught mid-save (an in-place write truncates first): look again
@@ -334,6 +342,7 @@ impl Inner {
             changed = true;
             let entry = state.files.entry(name).or_insert_with(FileState::new);
             entry.inputs = inputs;
+            entry.tried_with = budget;
             match result {
                 Ok(p) => {
                     entry.last_good = Some(Arc::new(p));
@@ -398,7 +407,18 @@ fn make_watcher(dir: &Path, tx: &Sender<Msg>) -> Option<Debouncer> {
         // events, errors and overflow ("rescan" flags) all lead to the same full rescan
         let _ = tx.send(Msg::Changed);
     };
-    let mut debouncer = match new_debouncer(DEBOUNCE, None, handler) {
+    // Symlinks are not followed into: a link to `/` inside the directory would otherwise have the
+    // watch walk (and add a watch for) every directory it reaches. Files read through a symlink
+    // that stays inside are watched at their real place; the periodic rescan covers the rest.
+    let config = notify::Config::default().with_follow_symlinks(false);
+    let debouncer = new_debouncer_opt::<_, notify::RecommendedWatcher, RecommendedCache>(
+        DEBOUNCE,
+        None,
+        handler,
+        RecommendedCache::new(),
+        config,
+    );
+    let mut debouncer = match debouncer {
         Ok(d) => d,
         Err(e) => {
             log::error!("plugins watcher: cannot start: {e} (rescanning every {RESCAN_EVERY:?})");

@@ -47,15 +47,10 @@ impl Drop for ReleaseFifos {
         for f in &self.0 {
             let _ = std::fs::OpenOptions::new()
                 .write(true)
-                .custom_flags(libc_o_nonblock())
+                .custom_flags(libc::O_NONBLOCK)
                 .open(f);
         }
     }
-}
-
-/// `O_NONBLOCK` on Linux (the test crate does not depend on libc).
-fn libc_o_nonblock() -> i32 {
-    0o4000
 }
 
 const LOOKUP_FIFO: &str = r#"{"name":"crm","hooks":[{"on":"inquiry.response","do":[
@@ -206,4 +201,63 @@ fn a_fifo_appearing_while_serving_never_blocks_health_or_get_one() {
     let r = app.get_one(DEMO_ROOM, demo());
     assert_eq!(r.status, 200);
     assert!(r.json()["inquiry"]["v"].get("crm").is_none());
+}
+
+#[test]
+fn plugins_check_refuses_a_table_file_outside_the_directory() {
+    let d = tempfile::tempdir().unwrap();
+    let plugins = d.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::create_dir_all(d.path().join("outside")).unwrap();
+    std::fs::write(
+        d.path().join("outside/secret.json"),
+        r#"{"guest-51":"s3cret"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        plugins.join("crm.json"),
+        LOOKUP_FIFO.replace("tables/crm.json", "../outside/secret.json"),
+    )
+    .unwrap();
+    let out = run_within(
+        &["plugins", "check", plugins.to_str().unwrap()],
+        d.path(),
+        LIMIT,
+    )
+    .expect("plugins check finished");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "crm.json: /hooks/0/do/0/table_file: table_file \"../outside/secret.json\": resolves to"
+        ) && err.contains("outside the plugins directory"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+}
+
+#[test]
+fn plugins_check_refuses_a_small_file_of_costly_regexes_by_its_budget() {
+    // the issue's file: 100 regexes in about 4 KB that compiled to 595 MB
+    let d = tempfile::tempdir().unwrap();
+    let tests: serde_json::Map<String, serde_json::Value> = (0..100)
+        .map(|i| {
+            (
+                format!("/f{i}"),
+                serde_json::json!({ "matches": r"\w{100}[a-z]{50}N" }),
+            )
+        })
+        .collect();
+    let plugin = serde_json::json!({ "name": "re", "hooks": [{ "on": "inquiry.response",
+        "when": { "inquiry": tests }, "do": [{ "op": "remove", "path": "/a" }] }] });
+    std::fs::write(d.path().join("re.json"), plugin.to_string()).unwrap();
+    let out =
+        run_within(&["plugins", "check", "."], d.path(), LIMIT).expect("plugins check finished");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("re.json: /hooks/0/when/inquiry/~1f0/matches: regex")
+            && err.contains("over the budget of 1048576 bytes per regex"),
+        "{err}"
+    );
 }
