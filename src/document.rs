@@ -142,7 +142,12 @@ pub fn check_stored<'a>(text: &'a str, id: &str, rid: &str) -> Result<Checked<'a
 /// fastest pass, which skips values without decoding them (a third of [`check`]'s cost); any other
 /// goes through [`check`], which also says what is wrong.
 pub fn check_quick(text: &str) -> Result<(), Problem> {
-    let containers = text.bytes().filter(|&b| b == b'{' || b == b'[').count();
+    // `[` and `{` differ in one bit. Counted in u8 per chunk of 255, so it runs 16 bytes a step.
+    let containers: usize = text
+        .as_bytes()
+        .chunks(255)
+        .map(|c| usize::from(c.iter().fold(0u8, |n, &b| n + u8::from(b | 0x20 == b'{'))))
+        .sum();
     if containers <= MAX_DEPTH
         && text.starts_with('{')
         && serde_json::from_str::<de::IgnoredAny>(text).is_ok()

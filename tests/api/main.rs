@@ -13,3 +13,4 @@ mod plugins;
 mod propagation;
 mod python_client;
 mod schema;
+mod stored_data;
