@@ -15,8 +15,9 @@
 //! - has only strings that are Unicode (no lone surrogate in a `\u` escape);
 //! - names no member twice in any object (readers disagree on which one wins: SQLite takes the
 //!   first, serde_json and browsers the last);
-//! - has `_id` and `rid` strings that are not empty and hold no control character (`roomId=`
-//!   must find nothing, and ids are printed by `inquiry list` and in logs).
+//! - has `_id` and `rid` strings that are not empty, at most [`MAX_ID_BYTES`] long and hold no
+//!   control character (`roomId=` must find nothing, a `roomId` must fit in a request's URL, and
+//!   ids are printed by `inquiry list` and in logs).
 //!
 //! A problem is reported with the JSON Pointer of the value it is in.
 
@@ -27,6 +28,10 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 /// Deepest nesting of objects and arrays a document may have, counting the document itself.
 pub const MAX_DEPTH: usize = 100;
+
+/// Longest `_id` or `rid`, in bytes. Rocket.Chat's have 17 to 24 characters; a getOne URL is
+/// capped at 64 KiB, and a `roomId` may need 3 bytes per byte in it, percent-encoded.
+pub const MAX_ID_BYTES: usize = 1024;
 
 /// What is wrong with a document, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +166,8 @@ pub fn check_quick(text: &str) -> Result<(), Problem> {
 pub fn id_problem(value: &str) -> Option<&'static str> {
     if value.is_empty() {
         Some("must not be empty")
+    } else if value.len() > MAX_ID_BYTES {
+        Some("longer than 1024 bytes (a request's roomId must fit in its URL)")
     } else if value.chars().any(char::is_control) {
         Some("must not hold control characters (such as NUL or a line break)")
     } else {
@@ -643,6 +650,9 @@ mod tests {
         );
         assert!(problem(r#"{"_id":"a\u0000","rid":"r"}"#).contains("control characters"));
         assert!(problem(r#"{"_id":"a","rid":"r\n"}"#).contains("control characters"));
+        let long = "r".repeat(MAX_ID_BYTES + 1);
+        assert!(check(&format!(r#"{{"_id":"a","rid":"{}"}}"#, &long[1..])).is_ok());
+        assert!(problem(&format!(r#"{{"_id":"a","rid":"{long}"}}"#)).contains("longer than 1024"));
     }
 
     #[test]

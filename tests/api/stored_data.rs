@@ -109,6 +109,10 @@ fn every_value_a_reader_cannot_hold_is_refused_with_its_field() {
             r#"field "/x/y": number out of range"#,
         ),
         (
+            &format!(r#"{{"_id":"a","rid":"{}"}}"#, "r".repeat(1025)),
+            r#"field "/rid": longer than 1024 bytes"#,
+        ),
+        (
             // Extended JSON nested too deep once its wrappers are plain values.
             &nested("a", "r", 101).replace("\"queued\"", "{\"$date\":0}"),
             r#"field "/x/0/0"#,
