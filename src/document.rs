@@ -195,7 +195,21 @@ struct Top<'a> {
     status: Member<'a>,
 }
 
+/// Walks `text` once; when a number might be an integer beyond 64 bits, looks at the text to find
+/// which, and walks again to name its field.
 fn walk(text: &str, max_depth: usize) -> Result<Top<'_>, Problem> {
+    let (top, suspect) = walk_once(text, max_depth, None)?;
+    match suspect.then(|| first_long_integer(text)).flatten() {
+        None => Ok(top),
+        Some(place) => walk_once(text, max_depth, Some(place)).map(|(top, _)| top),
+    }
+}
+
+fn walk_once(
+    text: &str,
+    max_depth: usize,
+    too_long: Option<usize>,
+) -> Result<(Top<'_>, bool), Problem> {
     if !text.trim_start().starts_with('{') {
         return Err(Problem::whole("not a JSON object"));
     }
@@ -210,7 +224,8 @@ fn walk(text: &str, max_depth: usize) -> Result<Top<'_>, Problem> {
             status: Member::Missing,
         },
         numbers: 0,
-        too_long: first_long_integer(text),
+        too_long,
+        suspect: false,
     };
     let mut de = serde_json::Deserializer::from_str(text);
     let walked = Walk {
@@ -221,7 +236,7 @@ fn walk(text: &str, max_depth: usize) -> Result<Top<'_>, Problem> {
     .deserialize(&mut de)
     .and_then(|_| de.end());
     match walked {
-        Ok(()) => Ok(ctx.top),
+        Ok(()) => Ok((ctx.top, ctx.suspect)),
         Err(e) => {
             let pointer: String = ctx.trail.iter().rev().fold(String::new(), |mut p, s| {
                 p.push('/');
@@ -249,9 +264,9 @@ fn walk(text: &str, max_depth: usize) -> Result<Top<'_>, Problem> {
 
 /// The place, among the numbers of `text` in order, of the first integer (no fraction or
 /// exponent) that fits neither `i64` nor `u64`: serde_json reads it as the nearest float. serde
-/// does not say how a number was written, so this looks at the text; the walk then counts numbers
-/// to name the field. Only text with a run of 19 or more digits is looked at closely (an integer
-/// below 19 digits always fits).
+/// does not say how a number was written, so this looks at the text, and a second walk counts
+/// numbers to name the field. Only text with a run of 19 or more digits is looked at closely (an
+/// integer below 19 digits always fits).
 fn first_long_integer(text: &str) -> Option<usize> {
     const RUN: usize = 19;
     let bytes = text.as_bytes();
@@ -332,9 +347,12 @@ struct Ctx<'de> {
     /// The message of a problem this module found (serde_json's own errors carry theirs).
     own: Option<String>,
     top: Top<'de>,
-    /// Numbers seen so far, and the place among them of the first integer beyond 64 bits.
+    /// Numbers seen so far, and the place among them of the first integer beyond 64 bits (known
+    /// on a second walk, see [`walk`]).
     numbers: usize,
     too_long: Option<usize>,
+    /// Whether a number was read as a float that could be such an integer.
+    suspect: bool,
 }
 
 impl Ctx<'_> {
@@ -404,7 +422,11 @@ impl<'de> Visitor<'de> for Walk<'_, 'de> {
         self.number()
     }
 
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Member<'de>, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Member<'de>, E> {
+        // serde_json reads an integer that fits neither i64 nor u64 as a float of at least 2^63.
+        if v.fract() == 0.0 && v.abs() >= 9_223_372_036_854_775_808.0 {
+            self.ctx.suspect = true;
+        }
         self.number()
     }
 
@@ -611,6 +633,9 @@ mod tests {
         assert!(
             problem(r#"{"_id":"a","rid":"r","n":-9223372036854775809}"#).contains("beyond 64 bits")
         );
+        // A float that large, beside a long run of digits in a string, is fine.
+        let floats = r#"{"_id":"a","rid":"r","s":"12345678901234567890123","f":[2e19,-1.0E21]}"#;
+        assert!(check(floats).is_ok());
     }
 
     #[test]
