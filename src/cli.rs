@@ -428,10 +428,26 @@ fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Fail
             }
         }
         Command::Inquiry(InquiryCommand::List) => {
+            // A row the server cannot serve is named on stderr and the rest listed: the listing
+            // itself succeeded, so the exit code stays 0.
             println!("{:<24}  {:<24}  STATUS", "ROOM ID", "ID");
-            crate::db::inquiries::for_each(&conn, |id, rid, status| {
-                println!("{rid:<24}  {id:<24}  {}", status.unwrap_or("-"));
+            let mut unservable = 0usize;
+            crate::db::inquiries::for_each(&conn, |row| match row {
+                crate::db::inquiries::Listed::Servable { id, rid, status } => {
+                    println!("{rid:<24}  {id:<24}  {}", status.unwrap_or("-"));
+                }
+                crate::db::inquiries::Listed::Unservable(bad) => {
+                    unservable += 1;
+                    eprintln!("inquiryd: warning: {bad}");
+                }
             })?;
+            if unservable > 0 {
+                eprintln!(
+                    "inquiryd: warning: {unservable} stored inquir{} cannot be served (getOne answers 500 for their rooms) and {} not listed",
+                    if unservable == 1 { "y" } else { "ies" },
+                    if unservable == 1 { "is" } else { "are" }
+                );
+            }
         }
         Command::Plugins(PluginsCommand::Preview { room, as_user }) => {
             drop(conn);

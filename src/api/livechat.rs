@@ -1,6 +1,9 @@
 //! `GET /api/v1/livechat/inquiries.getOne`, in Rocket.Chat's check order: authentication (401),
 //! parameters (400), permission `view-l-room` (403), then the lookup (200, `inquiry: null` when
 //! none). Without plugin hooks the stored bytes are sent as they are, wrapped, never re-serialised.
+//! A stored row no answer can be made from (not text, not one JSON object, nested too deep) answers
+//! 500 and is logged with its room and id; before hooks parse a document it is checked as an
+//! import checks a record (`crate::document`), so one they could not parse answers the same.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -72,8 +75,21 @@ pub async fn inquiries_get_one(
         .ok_or_else(|| ApiError::Internal("worker reader missing".into()))?;
     let memo = req.app_data::<RenderMemo>();
     respond(&caller, &room_id, &plugins, memo, |rid, out| {
-        Ok(reader.with(|conn| db::inquiries::append_by_rid(conn, rid, out))?)
+        // A row that cannot be served is no fault of the connection: it is kept.
+        Ok(reader.with(|conn| db::inquiries::lookup_by_rid(conn, rid, out))??)
     })
+}
+
+impl From<db::inquiries::Unservable> for ApiError {
+    fn from(e: db::inquiries::Unservable) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<db::inquiries::ReadError> for ApiError {
+    fn from(e: db::inquiries::ReadError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
 }
 
 /// Per-worker memo of bodies rendered with hooks. Rendering is a pure function of the stored
@@ -138,23 +154,23 @@ impl RenderMemo {
 }
 
 /// Permission check, lookup and rendering for an authenticated caller: the 200 body, or the
-/// error. `lookup` appends the stored document for a room id to the buffer and says whether there
-/// was one. Shared by the route and `inquiryd plugins preview`.
+/// error. `lookup` appends the stored document for a room id to the buffer and returns its id, or
+/// `None` when there is none. Shared by the route and `inquiryd plugins preview`.
 pub fn respond(
     caller: &Caller,
     room_id: &str,
     plugins: &Arc<PluginSet>,
     memo: Option<&RenderMemo>,
-    lookup: impl FnOnce(&str, &mut Vec<u8>) -> Result<bool, ApiError>,
+    lookup: impl FnOnce(&str, &mut Vec<u8>) -> Result<Option<String>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     if !caller.has_permission(VIEW_L_ROOM) {
         return Err(ApiError::Forbidden);
     }
     let mut body = Vec::with_capacity(2048);
     body.extend_from_slice(PREFIX);
-    if !lookup(room_id, &mut body)? {
+    let Some(id) = lookup(room_id, &mut body)? else {
         return Ok(json(StatusCode::OK, NO_INQUIRY));
-    }
+    };
     if plugins.is_empty() {
         body.extend_from_slice(SUFFIX);
         return Ok(json(StatusCode::OK, body));
@@ -164,9 +180,19 @@ pub fn respond(
     if let Some(hit) = memo.and_then(|m| m.get(caller, room_id, plugins, doc)) {
         return Ok(json(StatusCode::OK, hit));
     }
-    let text = std::str::from_utf8(doc)
-        .map_err(|e| ApiError::Internal(format!("stored inquiry is not UTF-8: {e}")))?;
-    let rendered = Bytes::from(render_with_hooks(text, plugins, caller)?);
+    let text = std::str::from_utf8(doc).map_err(|e| {
+        ApiError::Internal(format!(
+            "stored inquiry of room {room_id:?} is not UTF-8: {e}"
+        ))
+    })?;
+    // Not on a memo hit: that very document passed before.
+    db::inquiries::check_before_hooks(text, &id, room_id)?;
+    let rendered = Bytes::from(
+        render_with_hooks(text, plugins, caller).map_err(|e| match e {
+            ApiError::Internal(why) => ApiError::Internal(format!("room {room_id:?}: {why}")),
+            other => other,
+        })?,
+    );
     if let Some(memo) = memo {
         memo.put(caller, room_id, plugins, doc, rendered.clone());
     }

@@ -1,6 +1,11 @@
 //! Queries on `inquiries`: documents stored as compact JSON text in their original key order.
+//! Every read checks a row as an import checks a record ([`crate::document`]), one row at a time,
+//! so a row the server cannot serve is an error for its own room only.
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Transaction, params};
+
+use crate::document;
 
 /// One inquiry ready to store.
 pub struct InquiryRecord<'a> {
@@ -34,35 +39,153 @@ pub fn upsert_all(tx: &Transaction, records: &[InquiryRecord]) -> rusqlite::Resu
     Ok(())
 }
 
-/// Appends the stored document (JSON text) of the inquiry whose `rid` is `rid` to `out` (the
-/// first stored, should several share it); returns whether there was one. Copies the text once, straight from SQLite's buffer.
-pub fn append_by_rid(conn: &Connection, rid: &str, out: &mut Vec<u8>) -> rusqlite::Result<bool> {
-    let mut stmt = conn.prepare_cached("SELECT doc FROM inquiries WHERE rid = ?1 LIMIT 1")?;
-    let mut rows = stmt.query([rid])?;
-    match rows.next()? {
-        Some(row) => {
-            out.extend_from_slice(row.get_ref(0)?.as_bytes()?);
-            Ok(true)
-        }
-        None => Ok(false),
+/// A stored inquiry the server cannot serve (see [`crate::document`]): which row, and why.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "stored inquiry {id} of room {rid} cannot be served: {problem} (an import would refuse it; import a corrected record, or delete the row)"
+)]
+pub struct Unservable {
+    /// The row's id, quoted, or what it is when it is not text (`NULL`, …).
+    pub id: String,
+    /// The row's rid, shown the same way.
+    pub rid: String,
+    pub problem: String,
+}
+
+/// Why a document could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Unservable(#[from] Unservable),
+}
+
+/// A column as a message shows it: text quoted, anything else named.
+fn shown(value: ValueRef<'_>) -> String {
+    match value {
+        ValueRef::Text(t) => format!("{:?}", String::from_utf8_lossy(t)),
+        ValueRef::Null => "NULL".into(),
+        ValueRef::Integer(i) => format!("(the number {i})"),
+        ValueRef::Real(r) => format!("(the number {r})"),
+        ValueRef::Blob(b) => format!("(a blob of {} bytes)", b.len()),
     }
 }
 
-/// Calls `f(id, rid, status)` for every inquiry, ordered by `rid`.
-pub fn for_each(
+/// Text in a column, or what it is instead.
+fn text<'a>(value: ValueRef<'a>, what: &str) -> Result<&'a str, String> {
+    match value {
+        ValueRef::Text(t) => {
+            std::str::from_utf8(t).map_err(|e| format!("its {what} is not UTF-8: {e}"))
+        }
+        ValueRef::Null => Err(format!("its {what} is NULL")),
+        ValueRef::Blob(_) => Err(format!("its {what} is a blob, not text")),
+        ValueRef::Integer(_) | ValueRef::Real(_) => {
+            Err(format!("its {what} is a number, not text"))
+        }
+    }
+}
+
+/// A row's document, if it passes [`document::check_stored`], and its top-level members.
+fn servable<'a>(
+    id: ValueRef<'a>,
+    rid: ValueRef<'a>,
+    doc: ValueRef<'a>,
+) -> Result<(&'a str, document::Checked<'a>), Unservable> {
+    let check = || -> Result<_, String> {
+        let (id, rid) = (text(id, "id")?, text(rid, "rid")?);
+        let doc = text(doc, "document")?;
+        let checked = document::check_stored(doc, id, rid).map_err(|p| p.to_string())?;
+        Ok((doc, checked))
+    };
+    check().map_err(|problem| Unservable {
+        id: shown(id),
+        rid: shown(rid),
+        problem,
+    })
+}
+
+/// Finds the inquiry whose `rid` is `rid` (the first stored, should several share it) and
+/// appends its document (JSON text) to `out`, copied once, straight from SQLite's buffer; returns
+/// its id, or `None` when there is none. The document passes [`document::check_quick`], enough
+/// for an answer without hooks; [`check_before_hooks`] does the rest. `Ok(Err(_))`: there is
+/// one the server cannot serve (nothing is appended); `Err` is the database's.
+pub fn lookup_by_rid(
     conn: &Connection,
-    mut f: impl FnMut(&str, &str, Option<&str>),
-) -> rusqlite::Result<()> {
-    let mut stmt = conn
-        .prepare("SELECT id, rid, json_extract(doc, '$.status') FROM inquiries ORDER BY rid, id")?;
+    rid: &str,
+    out: &mut Vec<u8>,
+) -> rusqlite::Result<Result<Option<String>, Unservable>> {
+    let mut stmt = conn.prepare_cached("SELECT id, doc FROM inquiries WHERE rid = ?1 LIMIT 1")?;
+    let mut rows = stmt.query([rid])?;
+    let Some(row) = rows.next()? else {
+        return Ok(Ok(None));
+    };
+    let (id, doc) = (row.get_ref(0)?, row.get_ref(1)?);
+    let check = || -> Result<(&str, &str), String> {
+        let (id, doc) = (text(id, "id")?, text(doc, "document")?);
+        document::check_quick(doc).map_err(|p| p.to_string())?;
+        Ok((id, doc))
+    };
+    Ok(match check() {
+        Ok((id, doc)) => {
+            out.extend_from_slice(doc.as_bytes());
+            Ok(Some(id.to_owned()))
+        }
+        Err(problem) => Err(Unservable {
+            id: shown(id),
+            rid: format!("{rid:?}"),
+            problem,
+        }),
+    })
+}
+
+/// [`lookup_by_rid`] with both kinds of failure in one error.
+pub fn append_by_rid(
+    conn: &Connection,
+    rid: &str,
+    out: &mut Vec<u8>,
+) -> Result<Option<String>, ReadError> {
+    Ok(lookup_by_rid(conn, rid, out)??)
+}
+
+/// The rest of [`document::check_stored`] for a document [`lookup_by_rid`] found (row `id`,
+/// room `rid`), before hooks parse it.
+pub fn check_before_hooks(doc: &str, id: &str, rid: &str) -> Result<(), Unservable> {
+    document::check_stored(doc, id, rid)
+        .map(|_| ())
+        .map_err(|p| Unservable {
+            id: format!("{id:?}"),
+            rid: format!("{rid:?}"),
+            problem: p.to_string(),
+        })
+}
+
+/// One row of [`for_each`].
+pub enum Listed<'a> {
+    Servable {
+        id: &'a str,
+        rid: &'a str,
+        status: Option<&'a str>,
+    },
+    /// A row the server cannot serve: getOne for its room answers 500.
+    Unservable(Unservable),
+}
+
+/// Calls `f` for every inquiry, ordered by `rid`. Each row is read and checked on its own, so one
+/// that cannot be served (a document that is not JSON, too deep, not text, …) is reported as
+/// such and the others are listed.
+pub fn for_each(conn: &Connection, mut f: impl FnMut(Listed<'_>)) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare("SELECT id, rid, doc FROM inquiries ORDER BY rid, id")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        let status: Option<String> = row.get::<_, Option<String>>(2).unwrap_or(None);
-        f(
-            row.get_ref(0)?.as_str()?,
-            row.get_ref(1)?.as_str()?,
-            status.as_deref(),
-        );
+        match servable(row.get_ref(0)?, row.get_ref(1)?, row.get_ref(2)?) {
+            Ok((_, checked)) => f(Listed::Servable {
+                id: &checked.id,
+                rid: &checked.rid,
+                status: checked.status.as_deref(),
+            }),
+            Err(bad) => f(Listed::Unservable(bad)),
+        }
     }
     Ok(())
 }

@@ -16,3 +16,4 @@ mod propagation;
 mod python_client;
 mod schema;
 mod slow_clients;
+mod stored_data;
