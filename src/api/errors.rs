@@ -223,6 +223,7 @@ mod tests {
             rusqlite::ffi::SQLITE_IOERR_WRITE,
             rusqlite::ffi::SQLITE_READONLY,
             rusqlite::ffi::SQLITE_CONSTRAINT_COMMITHOOK,
+            rusqlite::ffi::SQLITE_INTERRUPT,
         ] {
             let e = ApiError::from(sqlite(code));
             assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE, "{code}");

@@ -59,7 +59,7 @@ pub fn open(path: &Path, pool_size: u32) -> Result<Pool, DbError> {
 
 /// As [`open`], for the server: first takes the lock beside the file that tells CLI commands a
 /// server has it open (see [`file`]); every pooled connection refuses to open when the path no
-/// longer names the file in use, and refuses to commit a write while [`file::DbWatch`] knows of
+/// longer names the file in use, and refuses to read or commit while [`file::DbWatch`] knows of
 /// a problem (the error maps to a 503; see [`unavailable`]). Returns the pool and the watch,
 /// with the files in use recorded.
 pub fn open_server(path: &Path, pool_size: u32) -> Result<(Pool, Arc<file::DbWatch>), DbError> {
@@ -74,8 +74,13 @@ pub fn open_server(path: &Path, pool_size: u32) -> Result<(Pool, Arc<file::DbWat
                 return Err(refused("the path no longer names the database file in use"));
             }
             apply_pragmas(conn)?;
+            // Reads too: what a file copied over this one holds is no answer (a login would
+            // fail against another database's users). Returning true interrupts the statement
+            // (SQLITE_INTERRUPT); these connections serve logins and refreshes, not getOne.
             let watch = hooked.clone();
-            // Returning true turns the commit into a rollback (SQLITE_CONSTRAINT_COMMITHOOK).
+            conn.progress_handler(4, Some(move || !watch.usable()))?;
+            // And a commit that slipped past turns into a rollback (SQLITE_CONSTRAINT_COMMITHOOK).
+            let watch = hooked.clone();
             conn.commit_hook(Some(move || !watch.usable()))
         });
     let pool = build_pool(manager, pool_size)?;
@@ -328,6 +333,8 @@ pub fn unavailable(e: &rusqlite::Error) -> Option<&'static str> {
         C::SystemIoFailure => "an I/O error on the database file",
         C::ReadOnly => "the database cannot be written (read-only)",
         C::CannotOpen => "the database file cannot be opened",
+        // Only the server's own check interrupts a statement (see `open_server`).
+        C::OperationInterrupted => "refused: the database file in use is no longer at its path",
         C::ConstraintViolation
             if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_COMMITHOOK =>
         {
@@ -535,7 +542,7 @@ mod tests {
     }
 
     /// While the path does not name the file in use, a server's pooled connections refuse to
-    /// commit a write (with an error that maps to a 503); once it is back, writes work again.
+    /// read or write (with an error that maps to a 503); once it is back, they work again.
     #[test]
     fn a_server_connection_refuses_writes_while_its_file_is_away() {
         let d = tempfile::tempdir().unwrap();
@@ -547,9 +554,12 @@ mod tests {
         std::fs::rename(&path, &aside).unwrap();
         assert!(watch.check().is_some());
         let err = write().unwrap_err();
-        assert_eq!(
-            unavailable(&err),
-            Some("write refused: the database file in use is no longer at its path")
+        let cause = unavailable(&err).expect("a 503 cause");
+        assert!(cause.contains("no longer at its path"), "{cause}");
+        let read = conn.query_row("SELECT count(*) FROM users", [], |r| r.get::<_, i64>(0));
+        assert!(
+            unavailable(&read.unwrap_err()).is_some(),
+            "reads refused too"
         );
         assert!(
             !path.exists(),
