@@ -63,6 +63,8 @@ pub fn open(path: &Path, pool_size: u32) -> Result<Pool, DbError> {
 /// a problem (the error maps to a 503; see [`unavailable`]). Returns the pool and the watch,
 /// with the files in use recorded.
 pub fn open_server(path: &Path, pool_size: u32) -> Result<(Pool, Arc<file::DbWatch>), DbError> {
+    // Another server may have the old file open while the path names another (or nothing).
+    file::check_beside_server(path)?;
     create_parent_dir(path)?;
     let watch = Arc::new(file::DbWatch::lock(path)?);
     let app_id = prepare(path)?;

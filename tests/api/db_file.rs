@@ -121,6 +121,19 @@ fn a_database_file_changed_under_the_server_is_reported_and_no_write_is_lost() {
                 "{change:?}: {args:?}: {err}"
             );
         }
+        // Nor does a second server.
+        let second = output_within(
+            Command::new(bin())
+                .args(["serve", "--bind", "127.0.0.1:0", "--plugins"])
+                .arg(&app.plugins)
+                .arg("--db")
+                .arg(&app.db)
+                .current_dir(app.dir.path())
+                .env_remove("RUST_LOG"),
+            Duration::from_secs(20),
+        );
+        assert_eq!(second.status.code(), Some(1), "{change:?}: a second server");
+        assert!(stderr(&second).contains("running inquiryd server"));
         let ndjson = app.dir.path().join("one.ndjson");
         std::fs::write(&ndjson, "{\"_id\":\"i1\",\"rid\":\"r1\"}\n").unwrap();
         let out = import_files(&app.db, &[&ndjson]);
