@@ -31,6 +31,8 @@ const DEMO_INQUIRIES: &str = include_str!("demo-inquiries.json");
 /// What every handler shares.
 pub struct AppState {
     pub pool: Pool,
+    /// Whether the database path still names the file in use (`/health`, 503s).
+    pub db_watch: Arc<db::file::DbWatch>,
     pub auth: Arc<AuthCache>,
     pub plugins: Arc<PluginHost>,
     pub throttle: Throttle,
@@ -85,7 +87,7 @@ impl Application {
     /// Opens everything, binds and installs the SIGTERM/SIGINT handlers; nothing is served until
     /// [`Application::run_until_stopped`]. Call it within the actix runtime.
     pub fn build(config: &Config) -> Result<Application, StartError> {
-        let pool = db::open(&config.database.path, config.database.pool_size)?;
+        let (pool, db_watch) = db::open_server(&config.database.path, config.database.pool_size)?;
         if config.demo.enabled {
             seed_demo(&pool, config.auth.token_ttl_days)?;
         }
@@ -101,6 +103,7 @@ impl Application {
         let plugins = start_plugins(config)?;
         let state = web::Data::new(AppState {
             pool,
+            db_watch: db_watch.clone(),
             auth: auth.clone(),
             plugins,
             throttle: Throttle::new(
@@ -116,7 +119,7 @@ impl Application {
             .map_err(StartError::Verifier)?,
         });
         let poller = auth.spawn_poller().map_err(StartError::Poller)?;
-        let checkpointer = db::checkpointer::spawn(&config.database.path)?;
+        let checkpointer = db::checkpointer::spawn(&config.database.path, db_watch.clone())?;
         let listener =
             TcpListener::bind(&config.server.bind).map_err(|source| StartError::Bind {
                 addr: config.server.bind.clone(),
@@ -124,7 +127,7 @@ impl Application {
             })?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let access_log = log::log_enabled!(target: "inquiryd::access", log::Level::Info);
-        let db_path = config.database.path.clone();
+        let db_path = (config.database.path.clone(), db_watch);
         let timeouts = config.timeouts();
         let app = move || {
             App::new()
@@ -227,8 +230,10 @@ fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send
 
 /// This worker's reader, with a timer that ends its read snapshot when the worker is idle. Called
 /// once per worker, on the worker's own runtime.
-fn worker_reader(path: &std::path::Path) -> std::rc::Rc<WorkerReader> {
-    let reader = std::rc::Rc::new(WorkerReader::new(path.to_path_buf()));
+fn worker_reader(
+    (path, watch): &(std::path::PathBuf, Arc<db::file::DbWatch>),
+) -> std::rc::Rc<WorkerReader> {
+    let reader = std::rc::Rc::new(WorkerReader::new(path.clone(), Some(watch.clone())));
     let weak = std::rc::Rc::downgrade(&reader);
     actix_web::rt::spawn(async move {
         let mut tick = actix_web::rt::time::interval(crate::db::reader::SNAPSHOT_AGE);

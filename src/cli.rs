@@ -252,10 +252,13 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         }
         Some(Command::Inquiry(InquiryCommand::Import { files })) => {
             let config = load_config(&cli, None)?;
+            db::file::check_beside_server(&config.database.path)?;
             import(&config.database.path, files)
         }
         Some(command) => {
             let config = load_config(&cli, None)?;
+            // Never a new or another database beside a server that has the old one open.
+            db::file::check_beside_server(&config.database.path)?;
             let pool = db::open(&config.database.path, 2)?;
             admin(command, &config, &pool)
         }
@@ -480,6 +483,14 @@ fn import(path: &std::path::Path, files: &[std::path::PathBuf]) -> Result<(), Fa
             }
             Err(e) => {
                 eprintln!("inquiryd: {e}");
+                if let crate::import::ImportError::Db { source, .. } = &e
+                    && let Some(cause) = db::unavailable(source)
+                {
+                    eprintln!(
+                        "inquiryd: {}: {cause}; nothing of this file was stored: free some space (or raise the file size limit) and import it again",
+                        file.display()
+                    );
+                }
                 failed += 1;
             }
         }

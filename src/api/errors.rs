@@ -36,6 +36,11 @@ pub enum ApiError {
     /// Our fault; the detail goes to the log only.
     #[error("internal: {0}")]
     Internal(String),
+    /// The database cannot serve the request for a reason outside the request (disk full, I/O
+    /// error, read-only, its file deleted or replaced under the server): a 503, retryable; the
+    /// detail goes to the log only.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Rocket.Chat's ajv validation failures for `inquiries.getOne`.
@@ -58,13 +63,19 @@ impl std::fmt::Display for InvalidParams {
 
 impl From<crate::db::DbError> for ApiError {
     fn from(e: crate::db::DbError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e {
+            crate::db::DbError::Sqlite(e) => e.into(),
+            e => ApiError::Internal(e.to_string()),
+        }
     }
 }
 
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
-        ApiError::Internal(format!("database: {e}"))
+        match crate::db::unavailable(&e) {
+            Some(cause) => ApiError::Unavailable(format!("database: {cause} ({e})")),
+            None => ApiError::Internal(format!("database: {e}")),
+        }
     }
 }
 
@@ -121,6 +132,9 @@ impl ApiError {
             ApiError::NotFound => r#"{"success":false,"error":"Resource not found"}"#,
             ApiError::MethodNotAllowed(_) => r#"{"success":false,"error":"Method not allowed"}"#,
             ApiError::Internal(_) => r#"{"success":false,"error":"Internal server error"}"#,
+            ApiError::Unavailable(_) => {
+                r#"{"success":false,"error":"Service unavailable, try again later"}"#
+            }
             ApiError::BadRequest(_) => "",
         }
     }
@@ -138,6 +152,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -152,6 +167,11 @@ impl ResponseError for ApiError {
         };
         match self {
             ApiError::Internal(detail) => log::error!("internal error: {detail}"),
+            ApiError::Unavailable(detail) => {
+                log_unavailable(detail);
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
             ApiError::MethodNotAllowed(allow) => {
                 res.headers_mut()
                     .insert(header::ALLOW, HeaderValue::from_static(allow));
@@ -163,5 +183,67 @@ impl ResponseError for ApiError {
             _ => {}
         }
         res
+    }
+}
+
+/// Logs a 503's cause, at most one line per [`UNAVAILABLE_LOG_EVERY`] seconds: while the disk is
+/// full or the database file is gone every request fails alike, and one line per request would
+/// flood the log (and fill the disk further). The line counts the 503s it stood for.
+fn log_unavailable(detail: &str) {
+    use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    static SINCE: AtomicU64 = AtomicU64::new(0);
+    let now = crate::db::now_secs();
+    let last = LAST.load(Ordering::Relaxed);
+    if now - last >= UNAVAILABLE_LOG_EVERY
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        let more = SINCE.swap(0, Ordering::Relaxed);
+        let more = if more > 0 {
+            format!(" (and {more} more 503s since the last such line)")
+        } else {
+            String::new()
+        };
+        log::error!("service unavailable (503): {detail}{more}");
+    } else {
+        SINCE.fetch_add(1, Ordering::Relaxed);
+        log::debug!("service unavailable (503): {detail}");
+    }
+}
+
+/// Seconds between two log lines about 503s.
+const UNAVAILABLE_LOG_EVERY: i64 = 10;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite(code: i32) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    /// A full disk, an I/O error, a read-only file: a 503 the client may retry, not a 500.
+    #[test]
+    fn disk_full_and_io_errors_answer_503_and_others_500() {
+        for code in [
+            rusqlite::ffi::SQLITE_FULL,
+            rusqlite::ffi::SQLITE_IOERR_WRITE,
+            rusqlite::ffi::SQLITE_READONLY,
+            rusqlite::ffi::SQLITE_CONSTRAINT_COMMITHOOK,
+            rusqlite::ffi::SQLITE_INTERRUPT,
+        ] {
+            let e = ApiError::from(sqlite(code));
+            assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE, "{code}");
+            let res = e.error_response();
+            assert!(res.headers().contains_key(header::RETRY_AFTER));
+        }
+        let e = ApiError::from(crate::db::DbError::Sqlite(sqlite(
+            rusqlite::ffi::SQLITE_FULL,
+        )));
+        assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        let e = ApiError::from(sqlite(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE));
+        assert_eq!(e.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

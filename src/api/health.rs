@@ -1,5 +1,6 @@
 //! `GET /health`: `{"status":"ok"}` when the database answers; plugin details for callers holding
-//! `manage-apps` (a bad or missing token simply gets the short answer).
+//! `manage-apps` (a bad or missing token simply gets the short answer). A 503 with a `reason` when
+//! the database path no longer names the file in use (deleted, moved, replaced, overwritten).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -11,6 +12,14 @@ use crate::app::AppState;
 pub const MANAGE_APPS: &str = "manage-apps";
 
 pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    // The watch logs the problem itself, once; the reason names no path.
+    if let Some(reason) = state.db_watch.check() {
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "error", "error": "database unavailable", "reason": reason})
+                .to_string(),
+        );
+    }
     let db_ok = state
         .pool
         .get()

@@ -4,6 +4,7 @@
 
 pub mod bulk;
 pub mod checkpointer;
+pub mod file;
 pub mod fresh;
 pub mod inquiries;
 pub mod permissions;
@@ -12,6 +13,7 @@ pub mod tokens;
 pub mod users;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
@@ -48,18 +50,62 @@ pub enum DbError {
 /// Fails without modifying the file when it is not an SQLite database, is corrupt, or has a newer
 /// schema than this build knows.
 pub fn open(path: &Path, pool_size: u32) -> Result<Pool, DbError> {
-    let open_err = open_error(path);
-    create_parent_dir(path)?;
-    create_private(path).map_err(|e| open_err(format!("cannot create: {e}")))?;
-    check_existing(path)?;
-    {
-        let mut conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
-        apply_pragmas(&mut conn).map_err(|e| open_err(e.to_string()))?;
-        migrate(&mut conn, path)?;
-    }
+    prepare(path)?;
     let manager = SqliteConnectionManager::file(path)
         .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .with_init(apply_pragmas);
+    build_pool(manager, pool_size)
+}
+
+/// As [`open`], for the server: first takes the lock beside the file that tells CLI commands a
+/// server has it open (see [`file`]); every pooled connection refuses to open when the path no
+/// longer names the file in use, and refuses to read or commit while [`file::DbWatch`] knows of
+/// a problem (the error maps to a 503; see [`unavailable`]). Returns the pool and the watch,
+/// with the files in use recorded.
+pub fn open_server(path: &Path, pool_size: u32) -> Result<(Pool, Arc<file::DbWatch>), DbError> {
+    // Another server may have the old file open while the path names another (or nothing).
+    file::check_beside_server(path)?;
+    create_parent_dir(path)?;
+    let watch = Arc::new(file::DbWatch::lock(path)?);
+    let app_id = prepare(path)?;
+    let hooked = watch.clone();
+    let manager = SqliteConnectionManager::file(path)
+        .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .with_init(move |conn| {
+            if !hooked.names_the_file_in_use() {
+                return Err(refused("the path no longer names the database file in use"));
+            }
+            apply_pragmas(conn)?;
+            // Reads too: what a file copied over this one holds is no answer (a login would
+            // fail against another database's users). Returning true interrupts the statement
+            // (SQLITE_INTERRUPT); these connections serve logins and refreshes, not getOne.
+            let watch = hooked.clone();
+            conn.progress_handler(4, Some(move || !watch.usable()))?;
+            // And a commit that slipped past turns into a rollback (SQLITE_CONSTRAINT_COMMITHOOK).
+            let watch = hooked.clone();
+            conn.commit_hook(Some(move || !watch.usable()))
+        });
+    let pool = build_pool(manager, pool_size)?;
+    watch.record(app_id)?;
+    Ok((pool, watch))
+}
+
+/// Creates (or checks) the file, refuses what cannot be used, migrates, and returns the
+/// database's `application_id`.
+fn prepare(path: &Path) -> Result<u32, DbError> {
+    let open_err = open_error(path);
+    create_parent_dir(path)?;
+    create_private(path)
+        .map_err(|e| open_err(format!("cannot create: {}", describe_io(&e, path))))?;
+    check_writable(path)?;
+    check_existing(path)?;
+    let mut conn = Connection::open(path).map_err(|e| open_err(diagnose(path, &e)))?;
+    apply_pragmas(&mut conn).map_err(|e| open_err(diagnose(path, &e)))?;
+    migrate(&mut conn, path)?;
+    ensure_app_id(&mut conn)
+}
+
+fn build_pool(manager: SqliteConnectionManager, pool_size: u32) -> Result<Pool, DbError> {
     let pool = r2d2::Pool::builder()
         .max_size(pool_size)
         .min_idle(Some(1))
@@ -242,11 +288,134 @@ fn page_size(path: &Path) -> std::io::Result<Option<u64>> {
 fn apply_pragmas(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // FULL: a committed write survives power loss too; writes are rare (logins, admin edits).
+    // journal_size_limit: a WAL that a checkpoint has emptied is cut back to this size when the
+    // next write starts it over, so a large write (an import) does not keep its size on disk.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
-         PRAGMA foreign_keys = ON;",
+         PRAGMA foreign_keys = ON;
+         PRAGMA journal_size_limit = 4194304;",
     )
+}
+
+/// Gives the database a random `application_id` if it has none, and returns it. It identifies
+/// this database's contents: a server notices when another database is copied over its file
+/// (same inode, other contents; see [`file`]).
+fn ensure_app_id(conn: &mut Connection) -> Result<u32, DbError> {
+    let read = |c: &Connection| c.query_row("PRAGMA application_id", [], |r| r.get::<_, i64>(0));
+    if read(conn)? == 0 {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if read(&tx)? == 0 {
+            let id = rand::random::<u32>().max(1) as i32;
+            tx.pragma_update(None, "application_id", id)?;
+        }
+        tx.commit()?;
+    }
+    Ok(read(conn)? as u32)
+}
+
+/// An error for a connection refused by inquiryd itself (it maps to a 503).
+pub(crate) fn refused(why: &str) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+        Some(format!("refused: {why}")),
+    )
+}
+
+/// When a database error is about the file or the disk rather than the request (disk full, I/O
+/// error, read-only, cannot open, a write refused because the file in use is no longer at its
+/// path), a short cause for the log: the server answers 503 for those, not 500.
+pub fn unavailable(e: &rusqlite::Error) -> Option<&'static str> {
+    use rusqlite::ErrorCode as C;
+    let rusqlite::Error::SqliteFailure(f, _) = e else {
+        return None;
+    };
+    Some(match f.code {
+        C::DiskFull => "the disk is full",
+        C::SystemIoFailure => "an I/O error on the database file",
+        C::ReadOnly => "the database cannot be written (read-only)",
+        C::CannotOpen => "the database file cannot be opened",
+        // Only the server's own check interrupts a statement (see `open_server`).
+        C::OperationInterrupted => "refused: the database file in use is no longer at its path",
+        C::ConstraintViolation
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_COMMITHOOK =>
+        {
+            "write refused: the database file in use is no longer at its path"
+        }
+        _ => return None,
+    })
+}
+
+/// A file-system error on `path`, said for an operator: a read-only mount, missing permission
+/// and a full disk by name.
+pub(crate) fn describe_io(e: &std::io::Error, path: &Path) -> String {
+    let shown = path.display();
+    match e.raw_os_error() {
+        Some(libc::EROFS) => format!("{e}: {shown} is on a read-only file system"),
+        Some(libc::EACCES | libc::EPERM) => {
+            // The owner of /proc/self is the effective uid (no unsafe geteuid call).
+            let uid = std::fs::metadata("/proc/self").map_or_else(
+                |_| "this user".to_string(),
+                |m| format!("uid {}", std::os::unix::fs::MetadataExt::uid(&m)),
+            );
+            format!("{e}: {uid} may not write {shown}")
+        }
+        Some(libc::ENOSPC | libc::EDQUOT) => format!("{e}: the disk is full"),
+        _ => e.to_string(),
+    }
+}
+
+/// What an operator must know when the database or its directory cannot be written.
+const WRITABLE_WHY: &str = "inquiryd writes logins and tokens to the database, and SQLite creates its -wal and -shm files beside it, so both the file and its directory must be writable by the user inquiryd runs as";
+
+/// Refuses a database file this process cannot write, or whose directory it cannot create the
+/// `-wal` and `-shm` files in, with the reason, rather than starting and failing every login.
+fn check_writable(path: &Path) -> Result<(), DbError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let open_err = open_error(path);
+    let cannot = |what: &Path, e: &std::io::Error, on: &Path| {
+        open_err(format!(
+            "cannot write {}: {}; {WRITABLE_WHY}",
+            what.display(),
+            describe_io(e, on)
+        ))
+    };
+    let writable = |p: &Path| std::fs::OpenOptions::new().read(true).write(true).open(p);
+    writable(path).map_err(|e| cannot(path, &e, path))?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    for suffix in ["-wal", "-shm"] {
+        let side = sibling(path, suffix);
+        if side.exists() {
+            writable(&side).map_err(|e| cannot(&side, &e, &side))?;
+            continue;
+        }
+        // SQLite will create it: the directory must take a new file.
+        let probe = sibling(path, &format!(".probe-{}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&probe)
+        {
+            Ok(_) => {
+                let _ = std::fs::remove_file(&probe);
+            }
+            Err(e) => return Err(cannot(dir, &e, dir)),
+        }
+        break;
+    }
+    Ok(())
+}
+
+/// An SQLite error at open, with the file-system cause when there is one.
+fn diagnose(path: &Path, e: &rusqlite::Error) -> String {
+    match check_writable(path) {
+        Err(DbError::Open { message, .. }) => message,
+        _ => e.to_string(),
+    }
 }
 
 type Migration = fn(&Transaction) -> rusqlite::Result<()>;
@@ -372,6 +541,50 @@ mod tests {
             .unwrap()
             .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
             .unwrap()
+    }
+
+    /// While the path does not name the file in use, a server's pooled connections refuse to
+    /// read or write (with an error that maps to a 503); once it is back, they work again.
+    #[test]
+    fn a_server_connection_refuses_writes_while_its_file_is_away() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("db.sqlite3");
+        let (pool, watch) = open_server(&path, 2).unwrap();
+        let conn = pool.get().unwrap();
+        let write = || conn.execute("INSERT INTO meta VALUES ('k', 'v')", []);
+        let aside = d.path().join("aside.sqlite3");
+        std::fs::rename(&path, &aside).unwrap();
+        assert!(watch.check().is_some());
+        let err = write().unwrap_err();
+        let cause = unavailable(&err).expect("a 503 cause");
+        assert!(cause.contains("no longer at its path"), "{cause}");
+        let read = conn.query_row("SELECT count(*) FROM users", [], |r| r.get::<_, i64>(0));
+        assert!(
+            unavailable(&read.unwrap_err()).is_some(),
+            "reads refused too"
+        );
+        assert!(
+            !path.exists(),
+            "nothing created at the path; a new connection is refused"
+        );
+        std::fs::rename(&aside, &path).unwrap();
+        assert_eq!(watch.check(), None);
+        write().unwrap();
+        assert_eq!(rows(&path, "meta"), 1);
+    }
+
+    #[test]
+    fn file_system_errors_name_the_read_only_mount_and_the_user() {
+        let p = Path::new("/srv/db.sqlite3");
+        let ro = describe_io(&std::io::Error::from_raw_os_error(libc::EROFS), p);
+        assert!(
+            ro.contains("/srv/db.sqlite3 is on a read-only file system"),
+            "{ro}"
+        );
+        let denied = describe_io(&std::io::Error::from_raw_os_error(libc::EACCES), p);
+        assert!(denied.contains("may not write /srv/db.sqlite3"), "{denied}");
+        let full = describe_io(&std::io::Error::from_raw_os_error(libc::ENOSPC), p);
+        assert!(full.contains("the disk is full"), "{full}");
     }
 
     /// A journal whose writer is at work is left to it; the same files with the writer gone

@@ -3,10 +3,13 @@
 //! workers, and a page cache of its own sized to keep the `rid` index in memory. It also keeps
 //! one read transaction (a snapshot) for up to [`SNAPSHOT_AGE`] across requests, which spares
 //! SQLite's lock round trips per statement; a timer ends it when the worker goes idle, so the WAL
-//! can always be checkpointed. Other processes' writes show within that age.
+//! can always be checkpointed. Other processes' writes show within that age. While the database
+//! path does not name the file the server has open (see [`super::file`]), it answers nothing: every
+//! worker then fails alike, with an error that maps to a 503, and none opens whatever is at the path.
 
 use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
@@ -22,15 +25,18 @@ pub const SNAPSHOT_AGE: Duration = Duration::from_millis(50);
 /// Opened lazily on first use, reopened after an error.
 pub struct WorkerReader {
     path: PathBuf,
+    watch: Option<Arc<super::file::DbWatch>>,
     conn: RefCell<Option<Connection>>,
     /// When the open read transaction began, if one is open.
     snapshot_since: Cell<Option<Instant>>,
 }
 
 impl WorkerReader {
-    pub fn new(path: PathBuf) -> WorkerReader {
+    /// A reader of `path`; with a `watch`, it refuses to read while the watch knows of a problem.
+    pub fn new(path: PathBuf, watch: Option<Arc<super::file::DbWatch>>) -> WorkerReader {
         WorkerReader {
             path,
+            watch,
             conn: RefCell::new(None),
             snapshot_since: Cell::new(None),
         }
@@ -52,6 +58,13 @@ impl WorkerReader {
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
     ) -> rusqlite::Result<R> {
+        if let Some(watch) = &self.watch
+            && !watch.usable()
+        {
+            return Err(super::refused(
+                "the path no longer names the database file in use",
+            ));
+        }
         let mut slot = self.conn.borrow_mut();
         if slot.is_none() {
             self.snapshot_since.set(None);

@@ -3,6 +3,7 @@
 
 mod cli;
 mod crash;
+mod db_file;
 mod files;
 mod flood;
 mod get_one;

@@ -1,0 +1,393 @@
+//! The database file is the truth: deleted, moved, replaced or overwritten under a running server
+//! (or its `-wal`/`-shm` deleted), the server says so on `/health` (503 with a reason), refuses
+//! writes that would be lost (503), answers getOne 503 alike, and serves again when the file is
+//! back; no CLI command creates or writes another database beside it. A failed import gives its
+//! WAL space back while the server runs; read-only and unwritable databases are refused at start
+//! with the cause named.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::helpers::*;
+
+fn sidecar(db: &Path, suffix: &str) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+/// Rows in `table` of the database at `path`.
+fn rows(path: &Path, table: &str) -> i64 {
+    rusqlite::Connection::open(path)
+        .expect("open")
+        .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .expect("count")
+}
+
+const PASSWORD_LOGIN: &str = r#"{"user":"alice","password":"pw-of-test"}"#;
+
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Remove,
+    MoveAside,
+    MoveOver,
+    CopyOver,
+    RemoveSidecars,
+}
+
+/// Does `change` to the database of `app`; returns where the original went, if it still exists.
+fn make(app: &TestApp, change: Change) -> Option<PathBuf> {
+    let other = || {
+        let other = app.dir.path().join("other.sqlite3");
+        let out = cli_with_stdin(&other, &["user", "list"], None);
+        assert!(out.status.success(), "{}", stderr(&out));
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(sidecar(&other, suffix));
+        }
+        other
+    };
+    match change {
+        Change::Remove => std::fs::remove_file(&app.db).expect("rm"),
+        Change::MoveAside => {
+            let aside = app.dir.path().join("aside.sqlite3");
+            std::fs::rename(&app.db, &aside).expect("mv aside");
+            return Some(aside);
+        }
+        Change::MoveOver => std::fs::rename(other(), &app.db).expect("mv over"),
+        Change::CopyOver => {
+            std::fs::copy(other(), &app.db).expect("cp over");
+        }
+        Change::RemoveSidecars => {
+            std::fs::remove_file(sidecar(&app.db, "-wal")).expect("rm -wal");
+            std::fs::remove_file(sidecar(&app.db, "-shm")).expect("rm -shm");
+        }
+    }
+    None
+}
+
+fn health_status(app: &TestApp) -> (u16, serde_json::Value) {
+    let r = app.get("/health", None);
+    (r.status, r.json())
+}
+
+#[test]
+fn a_database_file_changed_under_the_server_is_reported_and_no_write_is_lost() {
+    for (change, reason) in [
+        (Change::Remove, "deleted or moved away"),
+        (Change::MoveAside, "deleted or moved away"),
+        (Change::MoveOver, "replaced by another file"),
+        (Change::CopyOver, "overwritten with other contents"),
+        (Change::RemoveSidecars, "-wal file"),
+    ] {
+        let app = spawn_app();
+        app.user_with_token("alice", &["livechat-agent"]);
+        let login = app.post("/api/v1/login", PASSWORD_LOGIN, None);
+        assert_eq!(login.status, 200, "{change:?}: {}", login.body);
+        assert_eq!(health_status(&app).0, 200);
+
+        let original = make(&app, change);
+        let mut last = (0, serde_json::Value::Null);
+        let seen = poll_until(Duration::from_secs(5), || {
+            last = health_status(&app);
+            last.0 == 503
+        });
+        assert!(seen.is_some(), "{change:?}: /health still {last:?}");
+        assert_eq!(last.1["status"], "error", "{change:?}");
+        let said = last.1["reason"].as_str().unwrap_or_default();
+        assert!(said.contains(reason), "{change:?}: reason {said:?}");
+
+        // Writes that would be lost are refused, clearly; reads answer alike, every time.
+        let login = app.post("/api/v1/login", PASSWORD_LOGIN, None);
+        assert_eq!(login.status, 503, "{change:?}: login {}", login.body);
+        assert_eq!(login.json()["success"], false);
+        for _ in 0..4 {
+            let r = app.get_one(DEMO_ROOM, demo());
+            assert_eq!(r.status, 503, "{change:?}: getOne {}", r.body);
+        }
+
+        // No CLI command writes or creates a database the server does not see.
+        let files_before = std::fs::read_dir(app.db.parent().unwrap()).unwrap().count();
+        for args in [
+            &["token", "create", "alice"][..],
+            &["user", "add", "bob"],
+            &["user", "list"],
+        ] {
+            let out = app.cli(args);
+            assert_eq!(out.status.code(), Some(1), "{change:?}: {args:?} succeeded");
+            let err = stderr(&out);
+            assert!(
+                err.contains("running inquiryd server") && err.contains(reason),
+                "{change:?}: {args:?}: {err}"
+            );
+        }
+        // Nor does a second server.
+        let second = output_within(
+            Command::new(bin())
+                .args(["serve", "--bind", "127.0.0.1:0", "--plugins"])
+                .arg(&app.plugins)
+                .arg("--db")
+                .arg(&app.db)
+                .current_dir(app.dir.path())
+                .env_remove("RUST_LOG"),
+            Duration::from_secs(20),
+        );
+        assert_eq!(second.status.code(), Some(1), "{change:?}: a second server");
+        assert!(stderr(&second).contains("running inquiryd server"));
+        let ndjson = app.dir.path().join("one.ndjson");
+        std::fs::write(&ndjson, "{\"_id\":\"i1\",\"rid\":\"r1\"}\n").unwrap();
+        let out = import_files(&app.db, &[&ndjson]);
+        assert_eq!(out.status.code(), Some(1), "{change:?}: import succeeded");
+        let files_after = std::fs::read_dir(app.db.parent().unwrap()).unwrap().count();
+        assert_eq!(files_before, files_after, "{change:?}: a file was created");
+        if let Change::Remove = change {
+            assert!(!app.db.exists(), "no new database at the path");
+        }
+
+        // Put back, the file serves again, and what was acknowledged is in it.
+        if let Some(original) = original {
+            std::fs::rename(&original, &app.db).expect("mv back");
+            let back = poll_until(Duration::from_secs(5), || health_status(&app).0 == 200);
+            assert!(
+                back.is_some(),
+                "{change:?}: /health not ok after the move back"
+            );
+            assert_eq!(app.get_one(DEMO_ROOM, demo()).status, 200);
+            let login = app.post("/api/v1/login", PASSWORD_LOGIN, None);
+            assert_eq!(login.status, 200, "{change:?}: {}", login.body);
+            // The CLI token and the two password logins, read from the file at the path.
+            assert_eq!(
+                rusqlite::Connection::open(&app.db)
+                    .unwrap()
+                    .query_row(
+                        "SELECT count(*) FROM tokens JOIN users ON users.id = tokens.user_id
+                         WHERE username = 'alice'",
+                        [],
+                        |r| r.get::<_, i64>(0)
+                    )
+                    .unwrap(),
+                3,
+                "{change:?}: an acknowledged login was lost"
+            );
+        }
+    }
+}
+
+/// `n` NDJSON inquiries, about 230 bytes each.
+fn write_ndjson(path: &Path, n: usize) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for i in 0..n {
+        writeln!(
+            out,
+            r#"{{"_id":"big-{i:07}","rid":"room-{i:07}","status":"queued","v":{{"username":"guest-{i}","token":"{}"}},"message":"{}"}}"#,
+            "t".repeat(40),
+            "hello ".repeat(16)
+        )
+        .unwrap();
+    }
+}
+
+/// An import that fails part way through its commit (here at a file size limit, as on a full
+/// disk) leaves a WAL of rolled-back frames no commit counted: the server cuts it back anyway.
+#[test]
+fn a_failed_import_beside_the_server_gives_its_wal_space_back() {
+    let app = spawn_app();
+    let file = app.dir.path().join("big.ndjson");
+    write_ndjson(&file, 100_000);
+    let inquiries_before = rows(&app.db, "inquiries");
+    // SIGXFSZ ignored, so the write fails (EFBIG) instead of killing the import; 16384 blocks
+    // is 8 MiB (dash) or 16 MiB (bash), both short of the ~25 MiB the import writes.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(r#"trap '' XFSZ; ulimit -f 16384 && exec "$0" inquiry import "$1" --db "$2""#)
+        .arg(bin())
+        .arg(&file)
+        .arg(&app.db)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run import");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("nothing imported") && err.contains("nothing of this file was stored"),
+        "{err}"
+    );
+    assert_eq!(rows(&app.db, "inquiries"), inquiries_before);
+    let wal = sidecar(&app.db, "-wal");
+    let size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    let limit = 4 * 1024 * 1024;
+    let shrunk = poll_until(Duration::from_secs(10), || size() <= limit);
+    assert!(
+        shrunk.is_some(),
+        "the WAL is still {} bytes 10 s after the failed import",
+        size()
+    );
+    assert_eq!(app.get("/health", None).status, 200);
+    assert_eq!(app.get_one(DEMO_ROOM, demo()).status, 200);
+}
+
+/// Runs `cmd` to its end; a command still running after `limit` (a server that started when it
+/// should have refused to) is killed, and its output returned with the failure to see.
+fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let ended = poll_until(limit, || child.try_wait().ok().flatten().is_some());
+    if ended.is_none() {
+        let _ = child.kill();
+    }
+    child.wait_with_output().expect("wait")
+}
+
+/// Whether this test may skip what the machine cannot do; under CI it must not.
+fn cannot(what: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{what}: required under CI");
+    }
+    eprintln!("skipped: {what}");
+}
+
+/// A read-only bind mount of a directory, unmounted when dropped.
+struct ReadOnlyMount(PathBuf);
+
+impl ReadOnlyMount {
+    fn new(source: &Path, target: &Path) -> Option<ReadOnlyMount> {
+        std::fs::create_dir_all(target).unwrap();
+        let run = |args: &[&str]| {
+            Command::new("mount")
+                .args(args)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        let (s, t) = (source.to_str().unwrap(), target.to_str().unwrap());
+        if !run(&["--bind", s, t]) {
+            return None;
+        }
+        let mount = ReadOnlyMount(target.to_path_buf());
+        run(&["-o", "remount,bind,ro", t]).then_some(mount)
+    }
+}
+
+impl Drop for ReadOnlyMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A healthy database on a read-only mount is said to be on a read-only file system (before:
+/// "not a usable SQLite database"), by the server and the CLI alike.
+#[test]
+fn a_database_on_a_read_only_mount_is_said_to_be_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("rw");
+    std::fs::create_dir_all(&source).unwrap();
+    let db = source.join("db.sqlite3");
+    let out = cli_with_stdin(&db, &["user", "add", "carol"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(sidecar(&db, suffix));
+    }
+    let target = dir.path().join("ro");
+    let Some(_mount) = ReadOnlyMount::new(&source, &target) else {
+        return cannot("a read-only bind mount (needs root)");
+    };
+    let ro_db = target.join("db.sqlite3");
+    let serve = output_within(
+        Command::new(bin())
+            .args(["serve", "--bind", "127.0.0.1:0", "--plugins"])
+            .arg(&target)
+            .arg("--db")
+            .arg(&ro_db)
+            .current_dir(dir.path())
+            .env_remove("RUST_LOG"),
+        Duration::from_secs(20),
+    );
+    for (what, out) in [
+        ("serve", serve),
+        ("user list", cli_with_stdin(&ro_db, &["user", "list"], None)),
+    ] {
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(
+            err.contains("is on a read-only file system") && !err.contains("not a usable"),
+            "{what}: {err}"
+        );
+    }
+}
+
+/// The uid and gid `nobody` runs as, when `setpriv` can switch to it (as root).
+fn as_nobody(cmd: &mut Command) -> Option<Command> {
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    });
+    if !root {
+        return None;
+    }
+    let probe = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "true"])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        return None;
+    }
+    let mut wrapped = Command::new("setpriv");
+    wrapped
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    Some(wrapped)
+}
+
+/// A database file the server's user cannot write (mode 0400), or whose directory it cannot
+/// create the `-wal`/`-shm` files in, stops the start with the cause (before: it started and
+/// answered every login 500). Runs the server as `nobody`, since root writes anything.
+#[test]
+fn a_database_this_user_cannot_write_is_refused_at_start() {
+    use std::os::unix::fs::{PermissionsExt, chown};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let owned = dir.path().join("owned");
+    std::fs::create_dir_all(&owned).unwrap();
+    let db = owned.join("db.sqlite3");
+    let out = cli_with_stdin(&db, &["user", "add", "dave"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(sidecar(&db, suffix));
+    }
+    let serve = || {
+        let mut cmd = Command::new(bin());
+        cmd.args(["serve", "--bind", "127.0.0.1:0", "--plugins"])
+            .arg(&plugins)
+            .arg("--db")
+            .arg(&db)
+            .env_remove("RUST_LOG");
+        cmd
+    };
+    if as_nobody(&mut serve()).is_none() {
+        return cannot("running the server as nobody (needs root and setpriv)");
+    }
+    for (case, file_mode, dir_owner, unwritable) in [
+        ("file mode 0400", 0o400, 65534, &db),
+        ("directory not writable", 0o600, 0, &owned),
+    ] {
+        chown(&owned, Some(dir_owner), None).unwrap();
+        chown(&db, Some(65534), None).unwrap();
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(file_mode)).unwrap();
+        let mut cmd = as_nobody(serve().current_dir(dir.path())).unwrap();
+        let out = output_within(&mut cmd, Duration::from_secs(20));
+        let err = stderr(&out);
+        let expect = format!("uid 65534 may not write {}", unwritable.display());
+        assert_eq!(out.status.code(), Some(1), "{case}: {err}");
+        assert!(
+            err.contains(&expect) && err.contains("writable by the user inquiryd runs as"),
+            "{case}: {err}"
+        );
+    }
+}
