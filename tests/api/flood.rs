@@ -122,7 +122,9 @@ fn a_login_flood_from_many_addresses_costs_bounded_memory_and_get_one_keeps_serv
     let server = start(
         d.path(),
         "login_max_failures_per_address = 1000",
-        "login_concurrency = 2",
+        // A short wait, so that even on a machine fast enough to verify 32 waiting logins within
+        // 100 ms, the excess is answered 429.
+        "login_concurrency = 2\nlogin_wait_ms = 100",
     );
     let base = server.base.clone();
     let pid = server.child.id();
