@@ -409,6 +409,30 @@ fn a_body_on_a_route_that_ignores_it_leaves_the_connection_usable() {
     }
 }
 
+#[test]
+fn an_upgrade_request_is_answered_at_once_and_its_connection_closed() {
+    // A WebSocket upgrade makes the rest of the connection the request's "body": there is no end
+    // to wait for, so it is answered as a plain request, and the connection closes after.
+    let app = quick_app();
+    let upgrade = case(
+        "getOne asking for a WebSocket",
+        head(
+            "GET",
+            &get_one_path(),
+            "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+        ),
+        Some(b"x"),
+    );
+    let within = Duration::from_secs(BODY_SECS) + SLACK;
+    let outcome = run(addr(&app), &upgrade, within);
+    assert_eq!(outcome.status, 200, "{outcome:?}");
+    assert!(
+        outcome.closed_after.is_some_and(|t| t <= within),
+        "{outcome:?}"
+    );
+}
+
 /// The real binary under `ulimit -n LIMIT`, on a free port; killed when dropped.
 struct LimitedServer {
     child: std::process::Child,
