@@ -282,8 +282,8 @@ impl AsyncWrite for GuardedStream {
 
 /// Middleware: reads a request's whole body (up to [`MAX_BODY`]) before routing, within
 /// `timeout` in total, so no route, handler or error answer can leave a body half-read. A request
-/// without a body passes straight through. A body declared or found too large is a 413, one not in
-/// by the deadline a 408, a broken one a 400; those answers close the connection (see [`Held`]).
+/// without a body (or whose "body" is an upgraded stream) passes straight through. A body declared or found too large is a 413, one not in
+/// by the deadline a 408, a broken one a 400; those answers close the connection (see `Held`).
 #[derive(Clone, Copy)]
 pub struct ReadBodyFirst {
     pub timeout: Duration,
@@ -329,6 +329,17 @@ where
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let payload = req.take_payload();
         if matches!(payload, Payload::None) {
+            return Either::Left(self.service.call(req));
+        }
+        // A WebSocket upgrade or a CONNECT makes the rest of the connection the "body": nothing
+        // to read to its end. Handlers ignore it, and the dispatcher closes the connection after
+        // the answer because it is unread (the guard bounds the time until then).
+        let headers = req.headers();
+        let framed = req.chunked().unwrap_or(false)
+            || (headers.contains_key(actix_web::http::header::CONTENT_LENGTH)
+                && !headers.contains_key(actix_web::http::header::UPGRADE));
+        if !framed {
+            req.set_payload(payload);
             return Either::Left(self.service.call(req));
         }
         let declared_too_large = req
@@ -427,7 +438,7 @@ pub struct Descriptors {
     pub raised_from: Option<u64>,
     /// Concurrent connections per worker (actix counts per worker).
     pub per_worker: usize,
-    /// The limit leaves too little for SQLite and the rest beside [`MIN_PER_WORKER`] connections.
+    /// The limit leaves too little for SQLite and the rest beside a few connections per worker.
     pub starved: bool,
 }
 
@@ -441,7 +452,7 @@ const MIN_PER_WORKER: usize = 8;
 
 impl Descriptors {
     /// Raises the soft descriptor limit to the hard one (as far as the kernel allows), and divides
-    /// what is left after SQLite and the rest ([`RESERVED`]) among the workers. `configured` (total,
+    /// what is left after SQLite and the rest (`RESERVED`) among the workers. `configured` (total,
     /// 0 for none) lowers the result, never raises it past what the descriptors allow.
     pub fn settle(workers: usize, db_connections: u32, configured: usize) -> Descriptors {
         use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};

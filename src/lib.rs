@@ -2,7 +2,8 @@
 //! file, with Rocket.Chat's own wire format. It keeps its own users, login tokens, roles and role
 //! permissions ([`auth`], [`db`]), answers in Rocket.Chat's shapes ([`api`]), and applies
 //! declarative JSON plugin hooks that enrich or redact responses, reloaded live ([`plugins`]).
-//! [`app`] assembles the server from a [`config::Config`]; [`cli`] is the command line.
+//! [`app`] assembles the server from a [`config::Config`], with [`conn`]'s deadlines on every stage
+//! of a connection and its connection limit; [`cli`] is the command line.
 
 pub mod api;
 pub mod app;

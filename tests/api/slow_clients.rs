@@ -409,6 +409,30 @@ fn a_body_on_a_route_that_ignores_it_leaves_the_connection_usable() {
     }
 }
 
+#[test]
+fn an_upgrade_request_is_answered_at_once_and_its_connection_closed() {
+    // A WebSocket upgrade makes the rest of the connection the request's "body": there is no end
+    // to wait for, so it is answered as a plain request, and the connection closes after.
+    let app = quick_app();
+    let upgrade = case(
+        "getOne asking for a WebSocket",
+        head(
+            "GET",
+            &get_one_path(),
+            "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+        ),
+        Some(b"x"),
+    );
+    let within = Duration::from_secs(BODY_SECS) + SLACK;
+    let outcome = run(addr(&app), &upgrade, within);
+    assert_eq!(outcome.status, 200, "{outcome:?}");
+    assert!(
+        outcome.closed_after.is_some_and(|t| t <= within),
+        "{outcome:?}"
+    );
+}
+
 /// The real binary under `ulimit -n LIMIT`, on a free port; killed when dropped.
 struct LimitedServer {
     child: std::process::Child,
@@ -552,5 +576,61 @@ fn more_stalled_connections_than_descriptors_delay_a_fresh_request_by_a_deadline
     assert!(
         !log.contains("Too many open files"),
         "the connection limit let descriptors run out:\n{log}"
+    );
+}
+
+#[test]
+fn when_descriptors_run_out_the_server_logs_it_once_and_recovers() {
+    // So few descriptors that even the connection limit cannot keep accept() from failing with
+    // "Too many open files" (about 34 are open once the server runs).
+    const LIMIT: u32 = 44;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = LimitedServer::start(
+        LIMIT,
+        dir.path(),
+        "[server]\nworkers = 2\n[database]\npath = \"data/inquiryd.sqlite3\"\n[demo]\nenabled = true\n",
+    );
+    assert!(
+        server.log().contains("leaves too few descriptors"),
+        "{}",
+        server.log()
+    );
+    let stall = head("POST", "/api/v1/login", "Content-Length: 100\r\n") + "{";
+    let target: std::net::SocketAddr = server.addr.parse().unwrap();
+    let stalled: Vec<_> = (0..30)
+        .filter_map(|_| TcpStream::connect_timeout(&target, Duration::from_millis(200)).ok())
+        .map(|mut s| {
+            let _ = s.write_all(stall.as_bytes());
+            s
+        })
+        .collect();
+    let accept_errors = |log: &str| log.matches("Error accepting connection").count();
+    let ran_out = poll_until(Duration::from_secs(10), || accept_errors(&server.log()) > 0);
+    assert!(
+        ran_out.is_some(),
+        "descriptors never ran out:\n{}",
+        server.log()
+    );
+    // actix retries every 0.5 s; the log says so once, not twice a second.
+    let flooded = poll_until(Duration::from_secs(3), || accept_errors(&server.log()) > 1);
+    assert!(flooded.is_none(), "{}", server.log());
+    assert!(
+        server.log().contains("at most once a minute"),
+        "{}",
+        server.log()
+    );
+
+    drop(stalled);
+    let recovered = poll_until(Duration::from_secs(10), || {
+        server.get_one(Duration::from_secs(2)) == 200
+    });
+    assert!(
+        recovered.is_some(),
+        "no service after descriptors freed up:\n{}",
+        server.log()
+    );
+    assert!(
+        matches!(server.child.try_wait(), Ok(None)),
+        "the server exited"
     );
 }
