@@ -50,6 +50,10 @@ pub const MAX_PLUGIN_FILES: usize = 256;
 /// Most bytes of plugin files and table files every plugin file in force may be built from,
 /// together (a table file read by two plugins counts twice: each holds its own copy).
 pub const MAX_INPUT_BYTES_PER_SET: u64 = 64 * 1024 * 1024;
+/// Most JSON values (every scalar, array and object, at any depth) the plugin and table files of
+/// every plugin in force may hold together once parsed: a parsed value takes tens of bytes of
+/// heap however short its text, so the byte limits alone do not bound memory.
+pub const MAX_JSON_VALUES_PER_SET: usize = 4_000_000;
 /// The only hook event there is today.
 pub const EVENT_INQUIRY_RESPONSE: &str = "inquiry.response";
 
