@@ -1166,6 +1166,23 @@ fn hooks_conditions_and_list_values_are_bounded_per_file() {
 }
 
 #[test]
+fn a_table_file_that_expands_past_the_value_budget_is_refused_where_it_runs_out() {
+    // 4 MB of text (under the 16 MiB table limit) that would parse into 2,000,001 values
+    let mut table = String::from("{\"a\":[0");
+    table.push_str(&",0".repeat(2_000_000));
+    table.push_str("]}");
+    let ops = json!([{ "op": "lookup", "path": "/crm", "key": "/v/username", "table_file": "tables/t.json" }]);
+    let (_d, e) = one_error(&[("p.json", &ops_plugin(ops)), ("tables/t.json", &table)]);
+    assert!(
+        e.contains("p.json: /hooks/0/do/0/table_file: table_file tables/t.json:1:")
+            && e.contains(
+                "JSON values (what the other files in force leave of the plugin set's 2000000)"
+            ),
+        "{e}"
+    );
+}
+
+#[test]
 fn plugin_files_past_the_limit_per_directory_are_refused() {
     let body = ops_plugin(json!([{ "op": "remove", "path": "/a" }]));
     let files: Vec<(String, &str)> = (0..257)

@@ -8,7 +8,8 @@ use regex_automata::meta::Regex;
 use serde_json::{Map, Value};
 
 use super::format::{
-    Bound, CallerCondition, MAX_INPUT_BYTES_PER_SET, MAX_POINTER_SEGMENTS, MAX_REGEX_BYTES_PER_SET,
+    Bound, CallerCondition, MAX_INPUT_BYTES_PER_SET, MAX_JSON_VALUES_PER_SET, MAX_POINTER_SEGMENTS,
+    MAX_REGEX_BYTES_PER_SET,
 };
 
 /// One segment of a compiled JSON Pointer.
@@ -202,11 +203,12 @@ pub struct CompiledPlugin {
 }
 
 /// What a compiled plugin costs: the heap of its compiled regexes, and the bytes of the files
-/// (the plugin file and its table files) it was built from.
+/// (the plugin file and its table files) it was built from and the JSON values they hold.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Cost {
     pub regex_bytes: usize,
     pub input_bytes: u64,
+    pub json_values: usize,
 }
 
 /// What the rest of the plugin set leaves for one file to use.
@@ -214,13 +216,16 @@ pub struct Cost {
 pub struct SetBudget {
     pub regex_bytes: usize,
     pub input_bytes: u64,
+    pub json_values: usize,
 }
 
 impl SetBudget {
-    /// The whole budget of a set ([`MAX_REGEX_BYTES_PER_SET`], [`MAX_INPUT_BYTES_PER_SET`]).
+    /// The whole budget of a set ([`MAX_REGEX_BYTES_PER_SET`], [`MAX_INPUT_BYTES_PER_SET`],
+    /// [`MAX_JSON_VALUES_PER_SET`]).
     pub const FULL: SetBudget = SetBudget {
         regex_bytes: MAX_REGEX_BYTES_PER_SET,
         input_bytes: MAX_INPUT_BYTES_PER_SET,
+        json_values: MAX_JSON_VALUES_PER_SET,
     };
 
     /// What is left once `cost` is charged (never below zero).
@@ -228,6 +233,7 @@ impl SetBudget {
         SetBudget {
             regex_bytes: self.regex_bytes.saturating_sub(cost.regex_bytes),
             input_bytes: self.input_bytes.saturating_sub(cost.input_bytes),
+            json_values: self.json_values.saturating_sub(cost.json_values),
         }
     }
 }

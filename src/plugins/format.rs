@@ -50,6 +50,12 @@ pub const MAX_PLUGIN_FILES: usize = 256;
 /// Most bytes of plugin files and table files every plugin file in force may be built from,
 /// together (a table file read by two plugins counts twice: each holds its own copy).
 pub const MAX_INPUT_BYTES_PER_SET: u64 = 64 * 1024 * 1024;
+/// Most JSON values (every scalar, array and object, at any depth) the plugin and table files of
+/// every plugin in force may hold together once parsed: a parsed value takes tens of bytes of
+/// heap however short its text (a `serde_json::Value` is 72 bytes before what it owns), so the
+/// byte limits alone do not bound memory. Two million is about 150 MB at worst, and holds a 16 MiB
+/// table of typical entries (`"guest-51":{"tier":"gold"}` is two values).
+pub const MAX_JSON_VALUES_PER_SET: usize = 2_000_000;
 /// The only hook event there is today.
 pub const EVENT_INQUIRY_RESPONSE: &str = "inquiry.response";
 

@@ -29,6 +29,7 @@ use super::format::{
     REGEX_CACHE_BYTES, When,
 };
 use super::input::{self, ReadError};
+use super::json;
 
 /// True when `name` (a file name directly in the plugins directory) is a plugin file: `*.json`, not a
 /// dotfile, not an editor backup/swap/temp file, not the committed `plugin.schema.json`.
@@ -136,13 +137,13 @@ pub fn compile_bytes(
     if bytes.len() as u64 > budget.input_bytes {
         return Err(vec![PluginError::file(path, input_budget_message(budget))]);
     }
-    let value: Value = match serde_json::from_slice(bytes) {
+    let (value, json_values) = match json::parse(bytes, budget.json_values) {
         Ok(v) => v,
         Err(e) => {
             return Err(vec![PluginError {
                 file: path.to_path_buf(),
                 location: Location::LineColumn(e.line(), e.column()),
-                message: syntax_message(&e),
+                message: json_message(&e),
             }]);
         }
     };
@@ -164,7 +165,7 @@ pub fn compile_bytes(
             format!("{hooks} hooks, over the limit of {MAX_HOOKS_PER_FILE} per file"),
         )]);
     }
-    let mut budget = Budget::new(budget, bytes.len() as u64);
+    let mut budget = Budget::new(budget, bytes.len() as u64, json_values);
     let file = match deserialize_file(path, &value) {
         Ok(f) => f,
         Err(mut errors) => {
@@ -442,12 +443,13 @@ struct Budget {
 }
 
 impl Budget {
-    fn new(set: SetBudget, file_bytes: u64) -> Budget {
+    fn new(set: SetBudget, file_bytes: u64, json_values: usize) -> Budget {
         Budget {
             set,
             cost: Cost {
                 regex_bytes: 0,
                 input_bytes: file_bytes,
+                json_values,
             },
             conditions: 0,
             list_values: 0,
@@ -455,6 +457,19 @@ impl Budget {
             conditions_spent: false,
             list_values_spent: false,
         }
+    }
+}
+
+/// A JSON error's message, without serde_json's location suffix; a spent value budget says whose.
+fn json_message(e: &serde_json::Error) -> String {
+    let message = syntax_message(e);
+    if message.starts_with("over the budget of") {
+        format!(
+            "{message} (what the other files in force leave of the plugin set's {})",
+            super::format::MAX_JSON_VALUES_PER_SET
+        )
+    } else {
+        message
     }
 }
 
@@ -843,8 +858,16 @@ impl Compiler<'_> {
             self.err(at, format!("table_file {rel:?}: {message}"));
             return Arc::new(Map::new());
         }
-        let table = match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(m)) => Arc::new(m),
+        let left = self
+            .budget
+            .set
+            .json_values
+            .saturating_sub(self.budget.cost.json_values);
+        let table = match json::parse(&bytes, left) {
+            Ok((Value::Object(m), values)) => {
+                self.budget.cost.json_values += values;
+                Arc::new(m)
+            }
             Ok(_) => {
                 self.err(at, format!("table_file {rel:?}: must hold a JSON object"));
                 Arc::new(Map::new())
@@ -856,7 +879,7 @@ impl Compiler<'_> {
                         "table_file {rel}:{}:{}: {}",
                         e.line(),
                         e.column(),
-                        syntax_message(&e)
+                        json_message(&e)
                     ),
                 );
                 Arc::new(Map::new())

@@ -13,6 +13,7 @@ pub mod compiled;
 pub mod engine;
 pub mod format;
 pub mod input;
+pub mod json;
 pub mod load;
 pub mod watcher;
 

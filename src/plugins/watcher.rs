@@ -327,7 +327,8 @@ impl Inner {
             if let Some(f) = state.files.get_mut(&name) {
                 f.missing_since = None;
                 let more_budget = budget.regex_bytes > f.tried_with.regex_bytes
-                    || budget.input_bytes > f.tried_with.input_bytes;
+                    || budget.input_bytes > f.tried_with.input_bytes
+                    || budget.json_values > f.tried_with.json_values;
                 if f.inputs.unchanged(&self.dir) && !(f.error.is_some() && more_budget) {
                     continue;
                 }
