@@ -127,7 +127,7 @@ fn import_formats_and_all_or_nothing() {
     let out = import_files(&db, &[&bad]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("line 2") && err.contains("\"rid\""), "{err}");
+    assert!(err.contains("line 2") && err.contains("\"/rid\""), "{err}");
     let out = cli_with_stdin(&db, &["inquiry", "list"], None);
     let list = stdout(&out);
     assert!(
