@@ -466,3 +466,60 @@ fn a_write_failing_for_want_of_space_answers_503_and_says_why() {
     assert!(said.is_some(), "no log line:\n{}", logged());
     drop(keep);
 }
+
+/// A database copied over the file under a running server (the wrong way to restore a backup)
+/// is left as copied when the server stops: none of the server's WAL is checkpointed into it or
+/// left beside it to be applied at the next open (before: the stop wrote the old database's
+/// pages into it, users and all).
+#[test]
+fn a_database_copied_over_the_file_is_left_intact_by_the_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data").join("db.sqlite3");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let out = cli_with_stdin(
+        &db,
+        &["user", "add", "frank", "--password-stdin"],
+        Some("pw-of-test\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let other = dir.path().join("other.sqlite3");
+    let out = cli_with_stdin(&other, &["user", "list"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(sidecar(&other, suffix));
+    }
+    let copied = std::fs::read(&other).unwrap();
+
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (db_arg, plugins_arg) = (s(&db), s(&plugins));
+    let mut server = Server::start(dir.path(), &["--db", &db_arg, "--plugins", &plugins_arg]);
+    let client = server.client();
+    let login = client
+        .post(format!("{}/api/v1/login", server.base))
+        .header("Content-Type", "application/json")
+        .body(r#"{"user":"frank","password":"pw-of-test"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 200);
+
+    std::fs::copy(&other, &db).unwrap();
+    let noticed = poll_until(Duration::from_secs(5), || {
+        client
+            .get(format!("{}/health", server.base))
+            .send()
+            .is_ok_and(|r| r.status().as_u16() == 503)
+    });
+    assert!(noticed.is_some(), "/health never 503:\n{}", server.log());
+    assert_eq!(server.terminate(), Some(0), "{}", server.log());
+    assert!(
+        std::fs::read(&db).unwrap() == copied,
+        "the copied-in database was changed by the stop:\n{}",
+        server.log()
+    );
+    assert!(
+        !sidecar(&db, "-wal").exists(),
+        "the old WAL is left beside it"
+    );
+    assert_eq!(rows(&db, "users"), 0);
+}
