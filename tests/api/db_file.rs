@@ -502,6 +502,13 @@ fn a_database_copied_over_the_file_is_left_intact_by_the_stop() {
         .send()
         .unwrap();
     assert_eq!(login.status().as_u16(), 200);
+    // Once the login is checkpointed into the file: a checkpoint already under way when the copy
+    // lands would write into it, which no check made before it can prevent.
+    let before = std::fs::read(&db).unwrap();
+    let checkpointed = poll_until(Duration::from_secs(5), || {
+        std::fs::read(&db).unwrap() != before
+    });
+    assert!(checkpointed.is_some(), "the login never reached the file");
 
     std::fs::copy(&other, &db).unwrap();
     let noticed = poll_until(Duration::from_secs(5), || {
