@@ -394,12 +394,22 @@ fn check_writable(path: &Path) -> Result<(), DbError> {
         }
         // SQLite will create it: the directory must take a new file.
         let probe = sibling(path, &format!(".probe-{}", std::process::id()));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&probe)
-        {
+        let create = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&probe)
+        };
+        let created = match create() {
+            // Left by a process of the same id that died between creating and removing it.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let _ = std::fs::remove_file(&probe);
+                create()
+            }
+            other => other,
+        };
+        match created {
             Ok(_) => {
                 let _ = std::fs::remove_file(&probe);
             }

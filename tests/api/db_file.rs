@@ -391,3 +391,142 @@ fn a_database_this_user_cannot_write_is_refused_at_start() {
         );
     }
 }
+
+/// A write that fails in SQLite for want of space (here a file size limit on the server, so the
+/// WAL cannot take a frame: SQLITE_IOERR, as SQLITE_FULL on a full disk) answers 503 with a log
+/// line naming the cause, not a bare 500.
+#[test]
+fn a_write_failing_for_want_of_space_answers_503_and_says_why() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db.sqlite3");
+    let out = cli_with_stdin(
+        &db,
+        &["user", "add", "erin", "--password-stdin"],
+        Some("pw-of-test\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Held open, so the -shm and -wal exist and the server need not grow them past the limit.
+    let keep = rusqlite::Connection::open(&db).unwrap();
+    let _: i64 = keep
+        .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+        .unwrap();
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    // 8 blocks: 4 or 8 KiB, less than the WAL header and one 4 KiB page.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(r#"trap '' XFSZ; ulimit -f 8 && exec "$0" serve --bind 127.0.0.1:0 --plugins plugins --db "$1""#)
+        .arg(bin())
+        .arg(&db)
+        .current_dir(dir.path())
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    let reader = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(reader).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("inquiryd listening on ").nth(1) {
+                let _ = tx.send(addr.trim().to_string());
+            }
+            let mut all = sink.lock().unwrap();
+            all.push_str(&line);
+            all.push('\n');
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(30));
+    let logged = || log.lock().unwrap().clone();
+    let Ok(addr) = addr else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("server did not start:\n{}", logged());
+    };
+    let client = reqwest::blocking::Client::new();
+    let login = client
+        .post(format!("http://{addr}/api/v1/login"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"user":"erin","password":"pw-of-test"}"#)
+        .send()
+        .unwrap();
+    let status = login.status().as_u16();
+    let body = login.text().unwrap();
+    let said = poll_until(Duration::from_secs(5), || {
+        logged().contains("service unavailable (503): database:")
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 503, "{body}\n{}", logged());
+    assert!(body.contains("Service unavailable"), "{body}");
+    assert!(said.is_some(), "no log line:\n{}", logged());
+    drop(keep);
+}
+
+/// A database copied over the file under a running server (the wrong way to restore a backup)
+/// is left as copied when the server stops: none of the server's WAL is checkpointed into it or
+/// left beside it to be applied at the next open (before: the stop wrote the old database's
+/// pages into it, users and all).
+#[test]
+fn a_database_copied_over_the_file_is_left_intact_by_the_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data").join("db.sqlite3");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let out = cli_with_stdin(
+        &db,
+        &["user", "add", "frank", "--password-stdin"],
+        Some("pw-of-test\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let other = dir.path().join("other.sqlite3");
+    let out = cli_with_stdin(&other, &["user", "list"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(sidecar(&other, suffix));
+    }
+    let copied = std::fs::read(&other).unwrap();
+
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (db_arg, plugins_arg) = (s(&db), s(&plugins));
+    let mut server = Server::start(dir.path(), &["--db", &db_arg, "--plugins", &plugins_arg]);
+    let client = server.client();
+    let login = client
+        .post(format!("{}/api/v1/login", server.base))
+        .header("Content-Type", "application/json")
+        .body(r#"{"user":"frank","password":"pw-of-test"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 200);
+    // Once the login is checkpointed into the file: a checkpoint already under way when the copy
+    // lands would write into it, which no check made before it can prevent.
+    let before = std::fs::read(&db).unwrap();
+    let checkpointed = poll_until(Duration::from_secs(5), || {
+        std::fs::read(&db).unwrap() != before
+    });
+    assert!(checkpointed.is_some(), "the login never reached the file");
+
+    std::fs::copy(&other, &db).unwrap();
+    let noticed = poll_until(Duration::from_secs(5), || {
+        client
+            .get(format!("{}/health", server.base))
+            .send()
+            .is_ok_and(|r| r.status().as_u16() == 503)
+    });
+    assert!(noticed.is_some(), "/health never 503:\n{}", server.log());
+    assert_eq!(server.terminate(), Some(0), "{}", server.log());
+    assert!(
+        std::fs::read(&db).unwrap() == copied,
+        "the copied-in database was changed by the stop:\n{}",
+        server.log()
+    );
+    assert!(
+        !sidecar(&db, "-wal").exists(),
+        "the old WAL is left beside it"
+    );
+    assert_eq!(rows(&db, "users"), 0);
+}
