@@ -1,4 +1,4 @@
-//! `GET /health`: `{"status":"ok"}` when the database answers; plugin details for callers holding
+//! `GET /health`: `{"status":"ok"}` when the database answers (read on the worker's own connection); plugin details for callers holding
 //! `manage-apps` (a bad or missing token simply gets the short answer). A 503 with a `reason` when
 //! the database path no longer names the file in use (deleted, moved, replaced, overwritten).
 
@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::errors::json as json_response;
 use crate::app::AppState;
+use crate::db::reader::WorkerReader;
 
 pub const MANAGE_APPS: &str = "manage-apps";
 
@@ -20,12 +21,15 @@ pub async fn health(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
                 .to_string(),
         );
     }
-    let db_ok = state
-        .pool
-        .get()
-        .ok()
-        .and_then(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).ok())
-        .is_some();
+    // The worker's own read connection: a pool checkout could wait behind writers (up to the
+    // pool's timeout) on this worker thread, and `SELECT 1` would not read the file at all.
+    let db_ok = req
+        .app_data::<std::rc::Rc<WorkerReader>>()
+        .is_some_and(|reader| {
+            reader
+                .with(|c| c.query_row("PRAGMA schema_version", [], |r| r.get::<_, i64>(0)))
+                .is_ok()
+        });
     if !db_ok {
         log::error!("health: database does not answer");
         return json_response(
