@@ -44,6 +44,8 @@ pub(crate) struct Loaded {
     pub name: String,
     pub inputs: load::Inputs,
     pub result: Result<Arc<compiled::CompiledPlugin>, Vec<PluginError>>,
+    /// When the file was read.
+    pub read_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Loads every plugin file in `dir`, in name order, each within what the files before it leave of
@@ -63,8 +65,10 @@ pub(crate) fn scan(dir: &Path) -> Result<Vec<Loaded>, PluginError> {
                     name,
                     inputs: load::Inputs::default(),
                     result: Err(vec![error]),
+                    read_at: chrono::Utc::now(),
                 };
             }
+            let read_at = chrono::Utc::now();
             let (inputs, result) = load::load_file(dir, &name, budget);
             if let Ok(p) = &result {
                 budget = budget.minus(p.cost);
@@ -73,6 +77,7 @@ pub(crate) fn scan(dir: &Path) -> Result<Vec<Loaded>, PluginError> {
                 name,
                 inputs,
                 result: result.map(Arc::new),
+                read_at,
             }
         })
         .collect())
@@ -115,8 +120,10 @@ pub fn schema() -> serde_json::Value {
     schemars::schema_for!(format::PluginFile).to_value()
 }
 
-/// The body of `inquiryd plugins check [DIR]`: prints every problem, one per line, to stderr and
-/// returns 1; or prints `ok: N plugins, M hooks` to stdout and returns 0.
+/// The body of `inquiryd plugins check [DIR]`: prints which version of each file it read (one line
+/// per file to stdout: `NAME: sha256 HEX, read TIME: ok|disabled|invalid`, the hash being what
+/// `sha256sum` prints and what the health route shows as `in_force`), then every problem, one per
+/// line, to stderr and returns 1; or prints `ok: N plugins, M hooks` to stdout and returns 0.
 pub fn check_command(dir: &Path) -> i32 {
     let loaded = match scan(dir) {
         Ok(l) => l,
@@ -128,6 +135,23 @@ pub fn check_command(dir: &Path) -> i32 {
     let mut failed = false;
     let (mut plugins, mut hooks, mut disabled) = (0usize, 0usize, 0usize);
     for l in &loaded {
+        let verdict = match &l.result {
+            Ok(p) if p.enabled => "ok",
+            Ok(_) => "disabled",
+            Err(_) => "invalid",
+        };
+        if l.inputs.0.is_empty() {
+            // past the limit on the number of files: never read
+            println!("{}: not read: {verdict}", l.name);
+        } else {
+            println!(
+                "{}: sha256 {}, read {}: {verdict}",
+                l.name,
+                watcher::sha256_of(&l.inputs),
+                l.read_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            );
+        }
         match &l.result {
             Ok(p) => {
                 plugins += 1;

@@ -1,6 +1,14 @@
 //! Live reload of the plugins directory. A [`PluginHost`] loads the directory once at start (any error
-//! refuses the start), then one background thread rescans it whenever the debounced watcher reports
-//! anything, and every [`RESCAN_EVERY`] as a safety net for lost events or a replaced directory.
+//! refuses the start), then one background thread rescans it as soon as the watcher reports any
+//! write, rename or deletion (events queued meanwhile are served by the same rescan), and every
+//! [`RESCAN_EVERY`] as a safety net for lost events or a replaced directory.
+//!
+//! The promise about versions (README, "Live reload"): every version of a file this module reads is
+//! compiled at once, and the version in force is always the newest valid version it read (reads are
+//! in order, so newest read is newest on disk). Events are not debounced, so each save the kernel
+//! reports is followed by a read; a version replaced before that read (one that existed for a
+//! millisecond in a burst) is never seen, and then the file's state says so: the hash and read time
+//! of the version in force, of the latest bytes read, and whether the file is still settling.
 //!
 //! A rescan rebuilds only the files whose bytes (or table files' bytes) changed, then swaps the whole
 //! [`PluginSet`] with arc-swap, so a request sees the old set or the new one, never a mix. A file that
@@ -24,16 +32,18 @@ use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, Guard};
 use chrono::{DateTime, SecondsFormat, Utc};
-use notify::RecursiveMode;
-use notify_debouncer_full::{DebounceEventResult, RecommendedCache, new_debouncer_opt};
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use super::compiled::{CompiledPlugin, SetBudget};
 use super::format;
 use super::load::{self, Inputs};
 use super::{PluginError, PluginSet};
 
-/// Quiet time the debouncer waits for after the last event of a burst.
+/// How long after a write its version is in force, at most, on an idle machine (the watcher reads at
+/// once; this bounds the time the event and one rescan take). Tests use it to let the watcher look.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
 /// Period of the safety-net rescan.
 pub const RESCAN_EVERY: Duration = Duration::from_secs(2);
@@ -49,12 +59,60 @@ enum Msg {
     Stop,
 }
 
+/// Which version of a file was read: the SHA-256 of the plugin file's bytes, and when it was read.
+#[derive(Debug, Clone)]
+struct ReadMark {
+    sha256: String,
+    at: DateTime<Utc>,
+}
+
+impl ReadMark {
+    fn of(inputs: &Inputs) -> ReadMark {
+        ReadMark {
+            sha256: sha256_of(inputs),
+            at: Utc::now(),
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "sha256": self.sha256,
+            "read_at": self.at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        })
+    }
+}
+
+/// Lowercase hex SHA-256 of the plugin file's bytes in `inputs` (what `sha256sum FILE` prints), or
+/// of nothing when it could not be read.
+pub fn sha256_of(inputs: &Inputs) -> String {
+    let bytes = inputs
+        .0
+        .first()
+        .and_then(|(_, b)| b.as_deref())
+        .unwrap_or_default();
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Called after every read of a plugin file by a [`PluginHost`], in the order of the reads, with the
+/// file's name, [`sha256_of`] its bytes and whether they compiled. For tests of the version promise.
+pub type ReadObserver = Arc<dyn Fn(&str, &str, bool) + Send + Sync>;
+
 #[derive(Debug)]
 struct FileState {
     /// Bytes of the latest attempt, to skip unchanged files.
     inputs: Inputs,
     /// The version in force (when valid once).
     last_good: Option<Arc<CompiledPlugin>>,
+    /// Which bytes `last_good` was built from, and when they were read.
+    in_force: Option<ReadMark>,
+    /// The latest read of the file, valid or not, and whether it compiled.
+    last_read: Option<(ReadMark, bool)>,
+    /// The latest read failed while the file had been written less than [`SETTLE`] ago: it is read
+    /// again before its error counts (and before the state says `error`).
+    settling: bool,
     /// Errors of the latest attempt, one line.
     error: Option<String>,
     /// When the file was first seen missing.
@@ -69,6 +127,9 @@ impl FileState {
         FileState {
             inputs: Inputs::default(),
             last_good: None,
+            in_force: None,
+            last_read: None,
+            settling: false,
             error: None,
             missing_since: None,
             tried_with: SetBudget::FULL,
@@ -90,6 +151,7 @@ struct Inner {
     health: ArcSwap<Value>,
     /// Taken only by a rescan, which holds it across file I/O: never take it on a request's path.
     state: Mutex<State>,
+    observer: Option<ReadObserver>,
 }
 
 /// The live plugin set of a running server. Dropping it stops the watcher without waiting.
@@ -102,10 +164,28 @@ impl PluginHost {
     /// Loads every plugin in `dir`; any invalid file (or an unreadable directory) returns every problem
     /// and starts nothing. With `watch`, a background thread then keeps the set in step with the directory.
     pub fn start(dir: PathBuf, watch: bool) -> Result<Arc<PluginHost>, Vec<PluginError>> {
+        PluginHost::start_observed(dir, watch, None)
+    }
+
+    /// [`PluginHost::start`], calling `observer` after every read of a plugin file (tests use it to
+    /// know which versions were read).
+    #[doc(hidden)]
+    pub fn start_observed(
+        dir: PathBuf,
+        watch: bool,
+        observer: Option<ReadObserver>,
+    ) -> Result<Arc<PluginHost>, Vec<PluginError>> {
         let loaded = super::scan(&dir).map_err(|e| vec![e])?;
         let mut files = BTreeMap::new();
         let mut errors = Vec::new();
         for l in loaded {
+            let mark = ReadMark {
+                sha256: sha256_of(&l.inputs),
+                at: l.read_at,
+            };
+            if let Some(observe) = &observer {
+                observe(&l.name, &mark.sha256, l.result.is_ok());
+            }
             match l.result {
                 Ok(p) => {
                     files.insert(
@@ -113,6 +193,9 @@ impl PluginHost {
                         FileState {
                             inputs: l.inputs,
                             last_good: Some(p),
+                            in_force: Some(mark.clone()),
+                            last_read: Some((mark, true)),
+                            settling: false,
                             error: None,
                             missing_since: None,
                             // valid: never tried again for want of budget
@@ -138,6 +221,7 @@ impl PluginHost {
             dir,
             set: ArcSwap::from_pointee(set),
             state: Mutex::new(state),
+            observer,
         });
         let stop = if watch {
             let (tx, rx) = mpsc::channel();
@@ -173,8 +257,10 @@ impl PluginHost {
         self.inner.reload();
     }
 
-    /// Health details: the directory, each plugin file's state (`ok`, `error` or `disabled`, its error and
-    /// the number of hooks it has in force), the time of the last reload and the current error, if any.
+    /// Health details: the directory, each plugin file's state (`ok`, `error` or `disabled`, its error,
+    /// the number of hooks it has in force, which version is in force and which was read last, each
+    /// as a SHA-256 of the file and the time it was read, and whether it is still settling), the time
+    /// of the last reload and the current error, if any.
     /// A snapshot taken at the end of the last rescan: it never waits for a rescan in progress.
     pub fn health(&self) -> Value {
         Value::clone(&self.inner.health.load())
@@ -206,6 +292,13 @@ fn health_details(dir: &Path, state: &State) -> Value {
                 "error": f.error,
                 "hooks": hooks,
                 "serving_last_good": f.error.is_some() && f.last_good.is_some(),
+                "in_force": f.in_force.as_ref().map(ReadMark::to_json),
+                "last_read": f.last_read.as_ref().map(|(mark, valid)| {
+                    let mut v = mark.to_json();
+                    v["valid"] = Value::Bool(*valid);
+                    v
+                }),
+                "settling": f.settling,
             })
         })
         .collect();
@@ -330,23 +423,41 @@ impl Inner {
                     || budget.input_bytes > f.tried_with.input_bytes
                     || budget.json_values > f.tried_with.json_values;
                 if f.inputs.unchanged(&self.dir) && !(f.error.is_some() && more_budget) {
+                    if f.settling {
+                        // back to the bytes last decided on (no new version): settled as they were
+                        f.settling = false;
+                        f.last_read = Some((ReadMark::of(&f.inputs), f.error.is_none()));
+                    }
                     continue;
                 }
             }
             let (inputs, result) = load::load_file(&self.dir, &name, budget);
+            let mark = ReadMark::of(&inputs);
+            if let Some(observe) = &self.observer {
+                observe(&name, &mark.sha256, result.is_ok());
+            }
             if result.is_err() && inputs.modified_within(SETTLE) {
                 // Most likely caught mid-save (an in-place write truncates first): look again
                 // once the file has been quiet for a while, and only then call it an error.
+                // The version in force stays the newest valid one read; health says "settling".
+                // (A new file appears once it validates or its error counts.)
                 pending = true;
+                if let Some(entry) = state.files.get_mut(&name) {
+                    entry.settling = true;
+                    entry.last_read = Some((mark, false));
+                }
                 continue;
             }
             changed = true;
             let entry = state.files.entry(name).or_insert_with(FileState::new);
             entry.inputs = inputs;
             entry.tried_with = budget;
+            entry.settling = false;
+            entry.last_read = Some((mark.clone(), result.is_ok()));
             match result {
                 Ok(p) => {
                     entry.last_good = Some(Arc::new(p));
+                    entry.in_force = Some(mark);
                     entry.error = None;
                 }
                 Err(errors) => {
@@ -391,49 +502,45 @@ impl Inner {
     }
 }
 
-type Debouncer = notify_debouncer_full::Debouncer<
-    notify::RecommendedWatcher,
-    notify_debouncer_full::RecommendedCache,
->;
-
-/// Watches `dir` (recursively, so table files in subdirectories count); any event asks for a rescan.
-fn make_watcher(dir: &Path, tx: &Sender<Msg>) -> Option<Debouncer> {
+/// Watches `dir` (recursively, so table files in subdirectories count); any write, creation,
+/// rename, deletion or change of metadata asks for a rescan at once. Reads (the rescans' own
+/// included) are not changes: of the access events only the close of a file written counts.
+fn make_watcher(dir: &Path, tx: &Sender<Msg>) -> Option<notify::RecommendedWatcher> {
     let tx = tx.clone();
-    let handler = move |result: DebounceEventResult| {
-        if let Err(errors) = &result {
-            for e in errors {
-                log::warn!("plugins watcher: {e} (rescanning)");
-            }
+    // Not debounced, on purpose: a save is read as soon as the kernel reports it, so a valid
+    // version followed within milliseconds by an invalid one is still seen (a debouncer waits for a
+    // quiet moment and would read only the last). The watch loop coalesces queued events.
+    let handler = move |result: notify::Result<notify::Event>| {
+        match result {
+            Ok(event) => match event.kind {
+                EventKind::Access(AccessKind::Close(AccessMode::Write)) => {}
+                EventKind::Access(_) => return,
+                _ => {}
+            },
+            Err(e) => log::warn!("plugins watcher: {e} (rescanning)"),
         }
-        // events, errors and overflow ("rescan" flags) all lead to the same full rescan
+        // changes, errors and overflow ("rescan" flags) all lead to the same full rescan
         let _ = tx.send(Msg::Changed);
     };
     // Symlinks are not followed into: a link to `/` inside the directory would otherwise have the
     // watch walk (and add a watch for) every directory it reaches. Files read through a symlink
     // that stays inside are watched at their real place; the periodic rescan covers the rest.
     let config = notify::Config::default().with_follow_symlinks(false);
-    let debouncer = new_debouncer_opt::<_, notify::RecommendedWatcher, RecommendedCache>(
-        DEBOUNCE,
-        None,
-        handler,
-        RecommendedCache::new(),
-        config,
-    );
-    let mut debouncer = match debouncer {
-        Ok(d) => d,
+    let mut watcher = match notify::RecommendedWatcher::new(handler, config) {
+        Ok(w) => w,
         Err(e) => {
             log::error!("plugins watcher: cannot start: {e} (rescanning every {RESCAN_EVERY:?})");
             return None;
         }
     };
-    if let Err(e) = debouncer.watch(dir, RecursiveMode::Recursive) {
+    if let Err(e) = watcher.watch(dir, RecursiveMode::Recursive) {
         log::error!(
             "plugins watcher: cannot watch {}: {e} (rescanning every {RESCAN_EVERY:?})",
             dir.display()
         );
         return None;
     }
-    Some(debouncer)
+    Some(watcher)
 }
 
 /// Identity of the directory, to notice that it was replaced (the old watch then sees nothing).
@@ -454,7 +561,7 @@ fn watch_loop(
     inner: Arc<Inner>,
     tx: Sender<Msg>,
     rx: mpsc::Receiver<Msg>,
-    mut watcher: Option<Debouncer>,
+    mut watcher: Option<notify::RecommendedWatcher>,
     mut identity: Option<(u64, u64)>,
 ) {
     // `tx` stays alive here to build new watchers, so the channel never disconnects: Stop ends the loop
