@@ -141,3 +141,85 @@ fn rendered_answers_follow_role_changes_and_the_clock() {
     .expect("manager sees the token");
     assert!(took < Duration::from_secs(1), "took {took:?}");
 }
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The health entry of plugin file `name`, as a `manage-apps` caller sees it.
+fn plugin_health(app: &TestApp, auth: (&str, &str), name: &str) -> serde_json::Value {
+    let health = app.get("/health", Some(auth)).json();
+    health["plugins"]["files"]
+        .as_array()
+        .and_then(|files| files.iter().find(|f| f["file"] == name).cloned())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn health_and_plugins_check_name_the_version_in_force() {
+    let app = spawn_app();
+    let (uid, tok) = app.user_with_token("boss", &["admin"]);
+    let auth = (uid.as_str(), tok.as_str());
+    let path = app.plugins.join("hide.json");
+    std::fs::write(&path, HIDE_TOKEN).unwrap();
+    let good = sha256_hex(HIDE_TOKEN.as_bytes());
+    poll_until(Duration::from_secs(10), || {
+        plugin_health(&app, auth, "hide.json")["in_force"]["sha256"] == good.as_str()
+    })
+    .unwrap_or_else(|| panic!("never in force: {}", plugin_health(&app, auth, "hide.json")));
+    let f = plugin_health(&app, auth, "hide.json");
+    assert_eq!(f["state"], "ok", "{f}");
+    assert_eq!(f["last_read"]["sha256"], good.as_str(), "{f}");
+    assert_eq!(f["last_read"]["valid"], true, "{f}");
+    assert_eq!(f["settling"], false, "{f}");
+    let read_at = f["in_force"]["read_at"].as_str().unwrap_or_default();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(read_at).is_ok(),
+        "read_at is a time: {f}"
+    );
+
+    // plugins check names the version it read, as the health route does
+    let out = app.cli(&["plugins", "check", app.plugins.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = stdout(&out);
+    assert!(
+        printed.contains(&format!("hide.json: sha256 {good}, read ")) && printed.contains(": ok"),
+        "{printed}"
+    );
+
+    // a broken save: the good version stays in force, and health says which one it is
+    let broken = &HIDE_TOKEN[..HIDE_TOKEN.len() - 4];
+    std::fs::write(&path, broken).unwrap();
+    poll_until(Duration::from_secs(10), || {
+        plugin_health(&app, auth, "hide.json")["state"] == "error"
+    })
+    .unwrap_or_else(|| panic!("never an error: {}", plugin_health(&app, auth, "hide.json")));
+    let f = plugin_health(&app, auth, "hide.json");
+    assert_eq!(f["in_force"]["sha256"], good.as_str(), "{f}");
+    assert_eq!(f["in_force"]["read_at"], read_at, "{f}");
+    assert_eq!(
+        f["last_read"]["sha256"],
+        sha256_hex(broken.as_bytes()).as_str(),
+        "{f}"
+    );
+    assert_eq!(f["last_read"]["valid"], false, "{f}");
+    assert_eq!(f["serving_last_good"], true, "{f}");
+    assert!(
+        app.get_one(DEMO_ROOM, demo()).json()["inquiry"]["v"]
+            .get("token")
+            .is_none()
+    );
+    let out = app.cli(&["plugins", "check", app.plugins.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let printed = stdout(&out);
+    let bad = sha256_hex(broken.as_bytes());
+    assert!(
+        printed.contains(&format!("hide.json: sha256 {bad}, read "))
+            && printed.contains(": invalid"),
+        "{printed}"
+    );
+}
