@@ -1538,7 +1538,7 @@ fn a_save_caught_halfway_is_not_reported_as_an_error() {
             let mut file = fs::File::create(&path).expect("truncate");
             file.write_all(head.as_bytes()).expect("write head");
             file.sync_data().expect("sync");
-            thread::sleep(inquiryd::plugins::watcher::DEBOUNCE + Duration::from_millis(100));
+            thread::sleep(inquiryd::plugins::watcher::READ_WITHIN + Duration::from_millis(100));
             file.write_all(tail.as_bytes()).expect("write tail");
             drop(file);
             wait_for(&host, "the whole save", marker_is(marker));

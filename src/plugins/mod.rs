@@ -121,9 +121,10 @@ pub fn schema() -> serde_json::Value {
 }
 
 /// The body of `inquiryd plugins check [DIR]`: prints which version of each file it read (one line
-/// per file to stdout: `NAME: sha256 HEX, read TIME: ok|disabled|invalid`, the hash being what
-/// `sha256sum` prints and what the health route shows as `in_force`), then every problem, one per
-/// line, to stderr and returns 1; or prints `ok: N plugins, M hooks` to stdout and returns 0.
+/// per file to stdout: `NAME: sha256 HEX[ (TABLE sha256 HEX)…], read TIME: ok|disabled|invalid`,
+/// the hashes being what `sha256sum` prints and what the health route shows as `in_force`), then
+/// every problem, one per line, to stderr and returns 1; or prints `ok: N plugins, M hooks` to
+/// stdout and returns 0.
 pub fn check_command(dir: &Path) -> i32 {
     let loaded = match scan(dir) {
         Ok(l) => l,
@@ -144,8 +145,12 @@ pub fn check_command(dir: &Path) -> i32 {
             // past the limit on the number of files: never read
             println!("{}: not read: {verdict}", l.name);
         } else {
+            let tables: String = watcher::table_hashes(dir, &l.inputs)
+                .iter()
+                .map(|(file, sha)| format!(" ({file} sha256 {sha})"))
+                .collect();
             println!(
-                "{}: sha256 {}, read {}: {verdict}",
+                "{}: sha256 {}{tables}, read {}: {verdict}",
                 l.name,
                 watcher::sha256_of(&l.inputs),
                 l.read_at

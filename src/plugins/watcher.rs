@@ -42,9 +42,10 @@ use super::format;
 use super::load::{self, Inputs};
 use super::{PluginError, PluginSet};
 
-/// How long after a write its version is in force, at most, on an idle machine (the watcher reads at
-/// once; this bounds the time the event and one rescan take). Tests use it to let the watcher look.
-pub const DEBOUNCE: Duration = Duration::from_millis(100);
+/// About how long after a save its version is in force on an idle machine: the watcher reads at
+/// once, so this is the time an event and one rescan take, with room. Tests wait this long to let
+/// the watcher look at a file (never as a synchronisation they depend on).
+pub const READ_WITHIN: Duration = Duration::from_millis(100);
 /// Period of the safety-net rescan.
 pub const RESCAN_EVERY: Duration = Duration::from_secs(2);
 /// How long a vanished file keeps its hooks before it counts as deleted.
@@ -59,27 +60,46 @@ enum Msg {
     Stop,
 }
 
-/// Which version of a file was read: the SHA-256 of the plugin file's bytes, and when it was read.
+/// Which version of a file was read: the SHA-256 of the plugin file's bytes (and of each table file
+/// it read), and when it was read.
 #[derive(Debug, Clone)]
 struct ReadMark {
     sha256: String,
+    tables: Vec<(String, String)>,
     at: DateTime<Utc>,
 }
 
 impl ReadMark {
-    fn of(inputs: &Inputs) -> ReadMark {
+    fn of(dir: &Path, inputs: &Inputs, at: DateTime<Utc>) -> ReadMark {
         ReadMark {
             sha256: sha256_of(inputs),
-            at: Utc::now(),
+            tables: table_hashes(dir, inputs),
+            at,
         }
     }
 
     fn to_json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "sha256": self.sha256,
             "read_at": self.at.to_rfc3339_opts(SecondsFormat::Millis, true),
-        })
+        });
+        if !self.tables.is_empty() {
+            v["table_files"] = self
+                .tables
+                .iter()
+                .map(|(file, sha)| (file.clone(), Value::String(sha.clone())))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+        }
+        v
     }
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Lowercase hex SHA-256 of the plugin file's bytes in `inputs` (what `sha256sum FILE` prints), or
@@ -90,9 +110,20 @@ pub fn sha256_of(inputs: &Inputs) -> String {
         .first()
         .and_then(|(_, b)| b.as_deref())
         .unwrap_or_default();
-    Sha256::digest(bytes)
+    hex_sha256(bytes)
+}
+
+/// The table files a plugin read (their paths relative to `dir`, as the plugin names them) and the
+/// SHA-256 of the bytes read, in the order read.
+pub fn table_hashes(dir: &Path, inputs: &Inputs) -> Vec<(String, String)> {
+    inputs
+        .0
         .iter()
-        .map(|b| format!("{b:02x}"))
+        .skip(1)
+        .filter_map(|(path, bytes)| {
+            let rel = path.strip_prefix(dir).unwrap_or(path);
+            Some((rel.display().to_string(), hex_sha256(bytes.as_deref()?)))
+        })
         .collect()
 }
 
@@ -179,10 +210,7 @@ impl PluginHost {
         let mut files = BTreeMap::new();
         let mut errors = Vec::new();
         for l in loaded {
-            let mark = ReadMark {
-                sha256: sha256_of(&l.inputs),
-                at: l.read_at,
-            };
+            let mark = ReadMark::of(&dir, &l.inputs, l.read_at);
             if let Some(observe) = &observer {
                 observe(&l.name, &mark.sha256, l.result.is_ok());
             }
@@ -426,13 +454,15 @@ impl Inner {
                     if f.settling {
                         // back to the bytes last decided on (no new version): settled as they were
                         f.settling = false;
-                        f.last_read = Some((ReadMark::of(&f.inputs), f.error.is_none()));
+                        let mark = ReadMark::of(&self.dir, &f.inputs, Utc::now());
+                        f.last_read = Some((mark, f.error.is_none()));
                     }
                     continue;
                 }
             }
+            let read_at = Utc::now();
             let (inputs, result) = load::load_file(&self.dir, &name, budget);
-            let mark = ReadMark::of(&inputs);
+            let mark = ReadMark::of(&self.dir, &inputs, read_at);
             if let Some(observe) = &self.observer {
                 observe(&name, &mark.sha256, result.is_ok());
             }

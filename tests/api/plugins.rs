@@ -223,3 +223,49 @@ fn health_and_plugins_check_name_the_version_in_force() {
         "{printed}"
     );
 }
+
+#[test]
+fn the_version_in_force_names_its_table_files() {
+    let app = spawn_app();
+    let (uid, tok) = app.user_with_token("boss", &["admin"]);
+    let auth = (uid.as_str(), tok.as_str());
+    let plugin = r#"{"name":"crm","hooks":[{"on":"inquiry.response","do":[
+  {"op":"lookup","path":"/v/crm","key":"/v/username","table_file":"tables/crm.json"}]}]}"#;
+    let table_v1 = r#"{"guest-51":{"tier":"gold"}}"#;
+    let table_v2 = r#"{"guest-51":{"tier":"silver"}}"#;
+    std::fs::create_dir_all(app.plugins.join("tables")).unwrap();
+    std::fs::write(app.plugins.join("tables/crm.json"), table_v1).unwrap();
+    std::fs::write(app.plugins.join("crm.json"), plugin).unwrap();
+    let in_force_table = || {
+        plugin_health(&app, auth, "crm.json")["in_force"]["table_files"]["tables/crm.json"].clone()
+    };
+    poll_until(Duration::from_secs(10), || {
+        in_force_table() == sha256_hex(table_v1.as_bytes()).as_str()
+    })
+    .unwrap_or_else(|| panic!("table v1: {}", plugin_health(&app, auth, "crm.json")));
+    let f = plugin_health(&app, auth, "crm.json");
+    assert_eq!(
+        f["in_force"]["sha256"],
+        sha256_hex(plugin.as_bytes()).as_str()
+    );
+    let out = app.cli(&["plugins", "check", app.plugins.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line = format!(
+        "crm.json: sha256 {} (tables/crm.json sha256 {}), read ",
+        sha256_hex(plugin.as_bytes()),
+        sha256_hex(table_v1.as_bytes())
+    );
+    assert!(stdout(&out).contains(&line), "{}", stdout(&out));
+
+    // a new table alone is a new version of the plugin: same file hash, new table hash
+    std::fs::write(app.plugins.join("tables/crm.json"), table_v2).unwrap();
+    poll_until(Duration::from_secs(10), || {
+        in_force_table() == sha256_hex(table_v2.as_bytes()).as_str()
+    })
+    .unwrap_or_else(|| panic!("table v2: {}", plugin_health(&app, auth, "crm.json")));
+    let g = plugin_health(&app, auth, "crm.json");
+    assert_eq!(g["in_force"]["sha256"], f["in_force"]["sha256"]);
+    assert_ne!(g["in_force"]["read_at"], f["in_force"]["read_at"], "{g}");
+    let served = app.get_one(DEMO_ROOM, demo()).json();
+    assert_eq!(served["inquiry"]["v"]["crm"]["tier"], "silver", "{served}");
+}
