@@ -160,7 +160,10 @@ impl Record {
 /// The `application_id` in the header of the file at `path`; `None` when it has no SQLite header.
 fn header_app_id(path: &Path) -> Option<u32> {
     let mut header = [0u8; 100];
-    File::open(path).ok()?.read_exact(&mut header).ok()?;
+    crate::regular::open(path)
+        .ok()?
+        .read_exact(&mut header)
+        .ok()?;
     if !header.starts_with(b"SQLite format 3\0") {
         return None;
     }
@@ -309,7 +312,8 @@ impl DbWatch {
 /// nothing when no server holds the lock.
 pub fn check_beside_server(path: &Path) -> Result<(), DbError> {
     let lock_file = lock_path(path);
-    let Ok(mut file) = File::open(&lock_file) else {
+    super::check_regular(path)?;
+    let Ok(mut file) = crate::regular::open(&lock_file) else {
         return Ok(());
     };
     match file.try_lock() {
