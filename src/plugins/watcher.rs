@@ -18,13 +18,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, Guard};
 use chrono::{DateTime, SecondsFormat, Utc};
-use notify::RecursiveMode;
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, RecommendedCache, new_debouncer_opt};
 use serde_json::{Value, json};
 
@@ -90,6 +92,8 @@ struct Inner {
     health: ArcSwap<Value>,
     /// Taken only by a rescan, which holds it across file I/O: never take it on a request's path.
     state: Mutex<State>,
+    /// Rescans done since start.
+    rescans: AtomicU64,
 }
 
 /// The live plugin set of a running server. Dropping it stops the watcher without waiting.
@@ -138,6 +142,7 @@ impl PluginHost {
             dir,
             set: ArcSwap::from_pointee(set),
             state: Mutex::new(state),
+            rescans: AtomicU64::new(0),
         });
         let stop = if watch {
             let (tx, rx) = mpsc::channel();
@@ -171,6 +176,12 @@ impl PluginHost {
     /// Rescans the directory now, as the watcher would (useful after a manual edit when not watching).
     pub fn reload(&self) {
         self.inner.reload();
+    }
+
+    /// How many rescans were done since start (by the watcher or [`PluginHost::reload`]): with
+    /// nothing changing, about one per [`RESCAN_EVERY`].
+    pub fn rescans(&self) -> u64 {
+        self.inner.rescans.load(Ordering::Relaxed)
     }
 
     /// Health details: the directory, each plugin file's state (`ok`, `error` or `disabled`, its error and
@@ -257,6 +268,7 @@ impl Inner {
     fn reload(&self) -> bool {
         let mut state = self.lock();
         let (pending, set) = self.rescan(&mut state);
+        self.rescans.fetch_add(1, Ordering::Relaxed);
         // health first: whoever sees the new set, then asks for health, sees the new details
         self.health
             .store(Arc::new(health_details(&self.dir, &state)));
@@ -302,7 +314,20 @@ impl Inner {
         let count = names.len();
         for (i, name) in names.into_iter().enumerate() {
             if i >= format::MAX_PLUGIN_FILES {
-                let error = super::too_many_files(&self.dir, &name, count).to_string();
+                // Only the first file past the limit is tracked (its error says how many follow
+                // it), and those that had a version in force, which keep it: a redaction never
+                // fails open. The rest cost nothing, so a directory of thousands of files costs
+                // one entry and one log line per change, not one per file and per rescan.
+                let keep = i == format::MAX_PLUGIN_FILES
+                    || state
+                        .files
+                        .get(&name)
+                        .is_some_and(|f| f.last_good.is_some());
+                if !keep {
+                    changed |= state.files.remove(&name).is_some();
+                    continue;
+                }
+                let error = super::too_many_files(&self.dir, &name, i, count).to_string();
                 let entry = state
                     .files
                     .entry(name.clone())
@@ -400,13 +425,21 @@ type Debouncer = notify_debouncer_full::Debouncer<
 fn make_watcher(dir: &Path, tx: &Sender<Msg>) -> Option<Debouncer> {
     let tx = tx.clone();
     let handler = move |result: DebounceEventResult| {
-        if let Err(errors) = &result {
-            for e in errors {
-                log::warn!("plugins watcher: {e} (rescanning)");
+        let relevant = match &result {
+            Err(errors) => {
+                for e in errors {
+                    log::warn!("plugins watcher: {e} (rescanning)");
+                }
+                true
             }
+            // The inotify watch reports opens and reads too, the rescan's own among them: acting
+            // on those rescanned in a loop, every debounce period, for as long as the server ran.
+            Ok(events) => events.iter().any(|e| !is_read_only(&e.kind)),
+        };
+        // changes, errors and overflow ("rescan" flags) all lead to the same full rescan
+        if relevant {
+            let _ = tx.send(Msg::Changed);
         }
-        // events, errors and overflow ("rescan" flags) all lead to the same full rescan
-        let _ = tx.send(Msg::Changed);
     };
     // Symlinks are not followed into: a link to `/` inside the directory would otherwise have the
     // watch walk (and add a watch for) every directory it reaches. Files read through a symlink
@@ -434,6 +467,17 @@ fn make_watcher(dir: &Path, tx: &Sender<Msg>) -> Option<Debouncer> {
         return None;
     }
     Some(debouncer)
+}
+
+/// True for an event that changes nothing: a file or directory opened, read, or closed after
+/// reading (a close after writing is a save, and counts).
+fn is_read_only(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Access(
+            AccessKind::Open(_) | AccessKind::Read | AccessKind::Close(AccessMode::Read)
+        )
+    )
 }
 
 /// Identity of the directory, to notice that it was replaced (the old watch then sees nothing).
