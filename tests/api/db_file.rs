@@ -622,3 +622,31 @@ fn a_fifo_or_a_device_where_a_file_is_read_is_refused_at_once_by_every_command()
             .success()
     );
 }
+
+/// The lock file deleted under a running server (a tmp cleaner, or someone who read that it is
+/// safe to delete and missed that a server ran) is made again within a check round, so CLI
+/// commands still see the server: with the database then moved away, a command is refused
+/// instead of creating a fresh database the server does not see. Before, the lock stayed gone
+/// (this test failed there), so a command found no server to guard against.
+#[test]
+fn a_lock_file_deleted_under_the_server_is_made_again_and_still_guards_the_cli() {
+    let app = spawn_app();
+    let lock = sidecar(&app.db, ".lock");
+    assert!(lock.exists(), "the server holds its lock file");
+    std::fs::remove_file(&lock).expect("rm lock");
+    let back = poll_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&lock).is_ok_and(|t| t.contains("inquiryd server"))
+    });
+    assert!(
+        back.is_some(),
+        "the lock file is made again, with its record"
+    );
+    let aside = app.db.with_extension("aside");
+    std::fs::rename(&app.db, &aside).expect("move the database aside");
+    let out = app.cli(&["inquiry", "list"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "refused: {err}");
+    assert!(err.contains("still has the old one open"), "{err}");
+    assert!(!app.db.exists(), "no new database at the path");
+    std::fs::rename(&aside, &app.db).expect("put it back");
+}
