@@ -201,7 +201,13 @@ impl Config {
     }
 
     fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let read = |path: &Path| -> std::io::Result<String> {
+            use std::io::Read;
+            let mut text = String::new();
+            crate::regular::open(path)?.read_to_string(&mut text)?;
+            Ok(text)
+        };
+        let text = read(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;

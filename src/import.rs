@@ -120,7 +120,8 @@ impl Source {
     /// A file: NDJSON is streamed; anything else is read whole.
     fn open<E>(path: &std::path::Path) -> Result<Source, Failure<E>> {
         use std::io::{Read, Seek};
-        let mut file = std::fs::File::open(path).map_err(Failure::Read)?;
+        // never waits on a FIFO, never reads /dev/zero forever
+        let mut file = crate::regular::open(path).map_err(Failure::Read)?;
         let mut head = Vec::with_capacity(64);
         (&mut file)
             .take(64)

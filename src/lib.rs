@@ -17,3 +17,4 @@ pub mod import;
 pub mod model;
 pub mod periodic;
 pub mod plugins;
+pub mod regular;

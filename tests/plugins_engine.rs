@@ -2270,3 +2270,70 @@ mod bursts {
         }
     }
 }
+
+#[test]
+fn an_idle_watched_directory_is_rescanned_only_periodically_not_on_its_own_reads() {
+    let dir = dir_with(&[
+        ("m.json", &marker_plugin("one")),
+        (
+            "crm.json",
+            r#"{"name":"crm","hooks":[{"on":"inquiry.response","do":[
+              {"op":"lookup","path":"/v/crm","key":"/v/username","table_file":"tables/crm.json"}]}]}"#,
+        ),
+        ("tables/crm.json", r#"{"a":"b"}"#),
+    ]);
+    let host = start(&dir);
+    // Every rescan opens and reads the files, and the inotify watch reports opens and reads: taken
+    // for changes, they made the watcher rescan every debounce period (100 ms) for as long as it
+    // ran, ~30 rescans in 3 s. Reads by anyone else (a backup, an operator's `cat`) are no change
+    // either. Idle, the periodic rescan (every 2 s) is all there is: at most 2 in 3 s, 4 allowed.
+    let before = host.rescans();
+    let window = Instant::now();
+    while window.elapsed() < Duration::from_secs(3) {
+        let _ = fs::read(dir.path().join("m.json")).expect("read");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let rescans = host.rescans() - before;
+    assert!(rescans <= 4, "{rescans} rescans in 3 s of reads only");
+    // a change is still seen by the watch, well before the periodic rescan
+    fs::write(dir.path().join("m.json"), marker_plugin("two")).expect("write");
+    let took = wait_for(&host, "a change", marker_is("two"));
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+}
+
+#[test]
+fn a_directory_far_over_the_file_limit_costs_one_error_not_one_per_file() {
+    let body = ops_plugin(json!([{ "op": "remove", "path": "/a" }]));
+    let dir = dir_with(&[("a.json", &marker_plugin("kept"))]);
+    let host = match PluginHost::start(dir.path().to_path_buf(), false) {
+        Ok(h) => h,
+        Err(e) => panic!("{e:?}"),
+    };
+    for i in 0..2000 {
+        fs::write(dir.path().join(format!("p{i:04}.json")), &body).expect("write");
+    }
+    // one error for the 1,745 files past the limit (before: one each, logged again at every
+    // change of their count, and a rescan's cost grew with them)
+    let errors = load_dir(dir.path()).expect_err("over the limit");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let e = errors[0].to_string();
+    assert!(
+        e.contains("p0255.json: not loaded (nor the 1744 plugin files after it by name): the directory has 2001 plugin files, over the limit of 256"),
+        "{e}"
+    );
+    host.reload();
+    let health = host.health();
+    let files = health["files"].as_array().expect("files");
+    assert_eq!(
+        files.len(),
+        257,
+        "tracked: the first 256 and the first past the limit"
+    );
+    assert!(
+        health["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("nor the 1744 plugin files after it")),
+        "{health}"
+    );
+    assert!(marker_is("kept")(&probe(&host.current())));
+}

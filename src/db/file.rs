@@ -160,7 +160,10 @@ impl Record {
 /// The `application_id` in the header of the file at `path`; `None` when it has no SQLite header.
 fn header_app_id(path: &Path) -> Option<u32> {
     let mut header = [0u8; 100];
-    File::open(path).ok()?.read_exact(&mut header).ok()?;
+    crate::regular::open(path)
+        .ok()?
+        .read_exact(&mut header)
+        .ok()?;
     if !header.starts_with(b"SQLite format 3\0") {
         return None;
     }
@@ -172,7 +175,10 @@ fn header_app_id(path: &Path) -> Option<u32> {
 /// A running server's view of its database file: the lock, the record, and the current problem.
 pub struct DbWatch {
     path: PathBuf,
-    lock: File,
+    /// The lock file held; made again should the path stop naming it (see [`DbWatch::check`]).
+    lock: Mutex<File>,
+    /// Why the lock file could not be made again, if it could not (logged once).
+    lock_problem: Mutex<Option<String>>,
     record: OnceLock<Record>,
     header_seen: AtomicBool,
     /// Fast flag for the hot path: a problem is known.
@@ -185,32 +191,10 @@ impl DbWatch {
     /// long as the watch lives. Fails with a clear message when the directory cannot be written
     /// (SQLite could not create its `-wal` and `-shm` files there either).
     pub fn lock(path: &Path) -> Result<DbWatch, DbError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let lock_file = lock_path(path);
-        let lock = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&lock_file)
-            .map_err(|e| {
-                let dir = match lock_file.parent() {
-                    Some(p) if !p.as_os_str().is_empty() => p,
-                    _ => Path::new("."),
-                };
-                open_error(path)(format!(
-                    "cannot create {}: {}; {}",
-                    lock_file.display(),
-                    super::describe_io(&e, dir),
-                    super::WRITABLE_WHY
-                ))
-            })?;
-        lock.lock_shared()
-            .map_err(|e| open_error(path)(format!("cannot lock {}: {e}", lock_file.display())))?;
         Ok(DbWatch {
             path: path.to_path_buf(),
-            lock,
+            lock: Mutex::new(open_lock(path)?),
+            lock_problem: Mutex::new(None),
             record: OnceLock::new(),
             header_seen: AtomicBool::new(false),
             bad: AtomicBool::new(false),
@@ -235,13 +219,8 @@ impl DbWatch {
             app_id,
         };
         // Several servers may share a file; each writes the same record (but its own pid).
-        let write = || -> std::io::Result<()> {
-            let mut f = &self.lock;
-            f.set_len(0)?;
-            std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0))?;
-            f.write_all(record.to_text().as_bytes())
-        };
-        write().map_err(|e| {
+        let lock = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        write_record(&lock, &record).map_err(|e| {
             open_err(format!(
                 "cannot write {}: {e}",
                 lock_path(&self.path).display()
@@ -272,6 +251,7 @@ impl DbWatch {
     /// Compares the path with the record; logs a change of state once (an error when a problem
     /// appears, an info line when it is gone) and returns the current problem.
     pub fn check(&self) -> Option<String> {
+        self.keep_lock();
         let found = self
             .record
             .get()
@@ -294,6 +274,48 @@ impl DbWatch {
         found
     }
 
+    /// The lock file deleted or replaced under the server (by a cleaner, or by someone who thought
+    /// no server ran) would leave CLI commands unguarded: they would find no server, and write or
+    /// create a database it does not see. So when the path no longer names the lock file held, a
+    /// new one is made, locked and given the record, and the old one let go.
+    fn keep_lock(&self) {
+        let Some(record) = self.record.get() else {
+            return;
+        };
+        let path = lock_path(&self.path);
+        let mut lock = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let held = lock.metadata().ok().map(|m| FileId::of(&m));
+        if held.is_some() && FileId::at(&path).ok().flatten() == held {
+            return;
+        }
+        let made = open_lock(&self.path).and_then(|f| {
+            write_record(&f, record).map(|()| f).map_err(|e| {
+                open_error(&self.path)(format!("cannot write {}: {e}", path.display()))
+            })
+        });
+        let mut problem = self.lock_problem.lock().unwrap_or_else(|e| e.into_inner());
+        match made {
+            Ok(f) => {
+                *lock = f;
+                *problem = None;
+                log::warn!(
+                    "database {}: its lock file {} was deleted or replaced while in use; made it again",
+                    self.path.display(),
+                    path.display()
+                );
+            }
+            Err(e) => {
+                let e = e.to_string();
+                if problem.as_deref() != Some(e.as_str()) {
+                    log::error!(
+                        "{e} (the lock file was deleted or replaced while in use; CLI commands cannot see this server)"
+                    );
+                    *problem = Some(e);
+                }
+            }
+        }
+    }
+
     /// Whether `path` (checked when a connection opens) names the recorded database file.
     pub fn names_the_file_in_use(&self) -> bool {
         match self.record.get() {
@@ -303,13 +325,63 @@ impl DbWatch {
     }
 }
 
+/// Creates (or opens) `NAME.lock` beside the database at `path`, mode 0600, and takes a shared lock
+/// on it. A FIFO or anything else not a regular file there is refused, without waiting on it.
+fn open_lock(path: &Path) -> Result<File, DbError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let lock_file = lock_path(path);
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(&lock_file)
+        .map_err(|e| {
+            let dir = match lock_file.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            open_error(path)(format!(
+                "cannot create {}: {}; {}",
+                lock_file.display(),
+                super::describe_io(&e, dir),
+                super::WRITABLE_WHY
+            ))
+        })?;
+    lock.lock_shared()
+        .map_err(|e| open_error(path)(format!("cannot lock {}: {e}", lock_file.display())))?;
+    if let Some(what) = lock
+        .metadata()
+        .ok()
+        .as_ref()
+        .and_then(crate::regular::not_regular)
+    {
+        return Err(open_error(path)(format!(
+            "{}: is {what}, not a regular file",
+            lock_file.display()
+        )));
+    }
+    Ok(lock)
+}
+
+/// Writes `record` as the whole content of the lock file.
+fn write_record(lock: &File, record: &Record) -> std::io::Result<()> {
+    let mut f = lock;
+    f.set_len(0)?;
+    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0))?;
+    f.write_all(record.to_text().as_bytes())
+}
+
 /// For CLI commands: refuses when a server holds the lock beside `path` and the path does not
 /// name that server's database file (deleted, moved, replaced, or its WAL gone), since whatever
 /// the command wrote would go to a file the server does not see (or be lost with its WAL). Does
 /// nothing when no server holds the lock.
 pub fn check_beside_server(path: &Path) -> Result<(), DbError> {
     let lock_file = lock_path(path);
-    let Ok(mut file) = File::open(&lock_file) else {
+    super::check_regular(path)?;
+    let Ok(mut file) = crate::regular::open(&lock_file) else {
         return Ok(());
     };
     match file.try_lock() {

@@ -94,6 +94,7 @@ pub fn open_server(path: &Path, pool_size: u32) -> Result<(Pool, Arc<file::DbWat
 /// database's `application_id`.
 fn prepare(path: &Path) -> Result<u32, DbError> {
     let open_err = open_error(path);
+    check_regular(path)?;
     create_parent_dir(path)?;
     create_private(path)
         .map_err(|e| open_err(format!("cannot create: {}", describe_io(&e, path))))?;
@@ -136,6 +137,17 @@ fn create_parent_dir(path: &Path) -> Result<(), DbError> {
 
 /// The files SQLite keeps beside a database, by suffix; it applies a WAL or journal it finds.
 const SIDECARS: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+/// Refuses a database, sidecar or lock file that is there but is not a regular file (a FIFO, a
+/// socket, a device, a directory): SQLite, or the lock's reader, would wait on a FIFO forever.
+pub(crate) fn check_regular(path: &Path) -> Result<(), DbError> {
+    let sidecars = SIDECARS.iter().chain(&[".lock"]).map(|s| sibling(path, s));
+    crate::regular::check(path).map_err(|e| open_error(path)(e.to_string()))?;
+    for p in sidecars {
+        crate::regular::check(&p).map_err(|e| open_error(path)(format!("{}: {e}", p.display())))?;
+    }
+    Ok(())
+}
 
 /// `path` with `suffix` appended to its file name.
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
@@ -273,7 +285,7 @@ fn check_version(path: &Path, found: i64) -> Result<(), DbError> {
 fn page_size(path: &Path) -> std::io::Result<Option<u64>> {
     use std::io::Read;
     let mut header = [0u8; 100];
-    let mut file = std::fs::File::open(path)?;
+    let mut file = crate::regular::open(path)?;
     if file.read_exact(&mut header).is_err() || !header.starts_with(b"SQLite format 3\0") {
         return Ok(None);
     }

@@ -13,9 +13,11 @@
 //! JSON Pointer that named it.
 
 use std::fmt;
-use std::fs::{File, Metadata};
+use std::fs::File;
+
+use crate::regular::not_regular;
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Why a plugin input was not read.
@@ -47,24 +49,6 @@ impl fmt::Display for ReadError {
             ReadError::NotRegular(what) => write!(f, "is {what}, not a regular file"),
             ReadError::TooLarge(cap) => write!(f, "file is over the limit of {cap} bytes"),
         }
-    }
-}
-
-/// What a non-regular file is, for messages; `None` for a regular file.
-fn not_regular(meta: &Metadata) -> Option<&'static str> {
-    let t = meta.file_type();
-    if t.is_file() {
-        None
-    } else if t.is_dir() {
-        Some("a directory")
-    } else if t.is_fifo() {
-        Some("a FIFO")
-    } else if t.is_socket() {
-        Some("a socket")
-    } else if t.is_block_device() || t.is_char_device() {
-        Some("a device")
-    } else {
-        Some("not a file")
     }
 }
 

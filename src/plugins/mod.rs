@@ -58,9 +58,12 @@ pub(crate) fn scan(dir: &Path) -> Result<Vec<Loaded>, PluginError> {
     Ok(names
         .into_iter()
         .enumerate()
+        // Past the limit only the first file is named (with how many follow it): a directory
+        // of thousands costs one error, not one per file.
+        .take(format::MAX_PLUGIN_FILES + 1)
         .map(|(i, name)| {
             if i >= format::MAX_PLUGIN_FILES {
-                let error = too_many_files(dir, &name, count);
+                let error = too_many_files(dir, &name, i, count);
                 return Loaded {
                     name,
                     inputs: load::Inputs::default(),
@@ -83,12 +86,20 @@ pub(crate) fn scan(dir: &Path) -> Result<Vec<Loaded>, PluginError> {
         .collect())
 }
 
-/// The error of a plugin file past the [`format::MAX_PLUGIN_FILES`] first ones, in name order.
-pub(crate) fn too_many_files(dir: &Path, name: &str, count: usize) -> PluginError {
+/// The error of a plugin file past the [`format::MAX_PLUGIN_FILES`] first ones, in name order;
+/// `index` is its place in that order. The first one past the limit also says how many follow it,
+/// as they are not named one by one.
+pub(crate) fn too_many_files(dir: &Path, name: &str, index: usize, count: usize) -> PluginError {
+    let after = count.saturating_sub(index + 1);
+    let nor = if index == format::MAX_PLUGIN_FILES && after > 0 {
+        format!(" (nor the {after} plugin files after it by name)")
+    } else {
+        String::new()
+    };
     PluginError::file(
         &dir.join(name),
         format!(
-            "not loaded: the directory has {count} plugin files, over the limit of {}",
+            "not loaded{nor}: the directory has {count} plugin files, over the limit of {}",
             format::MAX_PLUGIN_FILES
         ),
     )

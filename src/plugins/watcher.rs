@@ -26,6 +26,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -183,6 +184,8 @@ struct Inner {
     /// Taken only by a rescan, which holds it across file I/O: never take it on a request's path.
     state: Mutex<State>,
     observer: Option<ReadObserver>,
+    /// Rescans done since start.
+    rescans: AtomicU64,
 }
 
 /// The live plugin set of a running server. Dropping it stops the watcher without waiting.
@@ -250,6 +253,7 @@ impl PluginHost {
             set: ArcSwap::from_pointee(set),
             state: Mutex::new(state),
             observer,
+            rescans: AtomicU64::new(0),
         });
         let stop = if watch {
             let (tx, rx) = mpsc::channel();
@@ -283,6 +287,12 @@ impl PluginHost {
     /// Rescans the directory now, as the watcher would (useful after a manual edit when not watching).
     pub fn reload(&self) {
         self.inner.reload();
+    }
+
+    /// How many rescans were done since start (by the watcher or [`PluginHost::reload`]): with
+    /// nothing changing, about one per [`RESCAN_EVERY`].
+    pub fn rescans(&self) -> u64 {
+        self.inner.rescans.load(Ordering::Relaxed)
     }
 
     /// Health details: the directory, each plugin file's state (`ok`, `error` or `disabled`, its error,
@@ -378,6 +388,7 @@ impl Inner {
     fn reload(&self) -> bool {
         let mut state = self.lock();
         let (pending, set) = self.rescan(&mut state);
+        self.rescans.fetch_add(1, Ordering::Relaxed);
         // health first: whoever sees the new set, then asks for health, sees the new details
         self.health
             .store(Arc::new(health_details(&self.dir, &state)));
@@ -423,7 +434,20 @@ impl Inner {
         let count = names.len();
         for (i, name) in names.into_iter().enumerate() {
             if i >= format::MAX_PLUGIN_FILES {
-                let error = super::too_many_files(&self.dir, &name, count).to_string();
+                // Only the first file past the limit is tracked (its error says how many follow
+                // it), and those that had a version in force, which keep it: a redaction never
+                // fails open. The rest cost nothing, so a directory of thousands of files costs
+                // one entry and one log line per change, not one per file and per rescan.
+                let keep = i == format::MAX_PLUGIN_FILES
+                    || state
+                        .files
+                        .get(&name)
+                        .is_some_and(|f| f.last_good.is_some());
+                if !keep {
+                    changed |= state.files.remove(&name).is_some();
+                    continue;
+                }
+                let error = super::too_many_files(&self.dir, &name, i, count).to_string();
                 let entry = state
                     .files
                     .entry(name.clone())

@@ -530,3 +530,123 @@ fn a_database_copied_over_the_file_is_left_intact_by_the_stop() {
     );
     assert_eq!(rows(&db, "users"), 0);
 }
+
+/// Makes a FIFO at `path` (nobody ever writes to it: a blocking open of it never returns).
+fn mkfifo(path: &Path) {
+    let ok = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "mkfifo {}", path.display());
+}
+
+/// No command waits on a file that is not a regular one where it reads a file: a FIFO with no
+/// writer as the file to import, the configuration file, the database or any file beside it
+/// (lock, journal, WAL, shm), or `/dev/zero` to import, is refused at once with what it is. Before,
+/// each of these but the `-wal`/`-shm` ones hung until killed (the import of `/dev/zero` reading
+/// without end), `serve` included.
+#[test]
+fn a_fifo_or_a_device_where_a_file_is_read_is_refused_at_once_by_every_command() {
+    const LIMIT: Duration = Duration::from_secs(20);
+    let d = tempfile::tempdir().expect("tempdir");
+    let dir = d.path();
+    let db = dir.join("data/inquiryd.sqlite3");
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).expect("mkdir");
+    assert!(
+        cli_with_stdin(&db, &["inquiry", "list"], None)
+            .status
+            .success()
+    );
+    let run = |args: &[&str], expected: &str| {
+        let started = std::time::Instant::now();
+        let out = output_within(Command::new(bin()).args(args).current_dir(dir), LIMIT);
+        let err = stderr(&out);
+        assert!(
+            matches!(out.status.code(), Some(1 | 2)),
+            "{args:?}: refused, not waited on (after {:?}): {:?} {err}",
+            started.elapsed(),
+            out.status
+        );
+        assert!(err.contains(expected), "{args:?}: says {expected:?}: {err}");
+    };
+    let db_arg = db.to_str().expect("UTF-8");
+    let fifo = dir.join("in.json");
+    mkfifo(&fifo);
+    let fifo_arg = fifo.to_str().expect("UTF-8");
+    run(
+        &["--db", db_arg, "inquiry", "import", fifo_arg],
+        "in.json: cannot read: is a FIFO, not a regular file",
+    );
+    run(
+        &["--db", db_arg, "inquiry", "import", "/dev/zero"],
+        "is a device, not a regular file",
+    );
+    run(
+        &["--config", fifo_arg, "--db", db_arg, "inquiry", "list"],
+        "is a FIFO, not a regular file",
+    );
+    run(
+        &["--db", fifo_arg, "inquiry", "list"],
+        "is a FIFO, not a regular file",
+    );
+    let plugins_arg = plugins.to_str().expect("UTF-8");
+    for suffix in [".lock", "-journal", "-wal", "-shm"] {
+        let side = sidecar(&db, suffix);
+        let _ = std::fs::remove_file(&side);
+        mkfifo(&side);
+        let expected = format!("inquiryd.sqlite3{suffix}: is a FIFO, not a regular file");
+        run(&["--db", db_arg, "inquiry", "list"], &expected);
+        run(
+            &["--db", db_arg, "user", "add", "probe", "--password-stdin"],
+            &expected,
+        );
+        run(
+            &[
+                "--db",
+                db_arg,
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--plugins",
+                plugins_arg,
+            ],
+            &expected,
+        );
+        std::fs::remove_file(&side).expect("rm fifo");
+    }
+    // and the database, with nothing in the way, still serves the CLI
+    assert!(
+        cli_with_stdin(&db, &["inquiry", "list"], None)
+            .status
+            .success()
+    );
+}
+
+/// The lock file deleted under a running server (a tmp cleaner, or someone who read that it is
+/// safe to delete and missed that a server ran) is made again within a check round, so CLI
+/// commands still see the server: with the database then moved away, a command is refused
+/// instead of creating a fresh database the server does not see. Before, the lock stayed gone
+/// (this test failed there), so a command found no server to guard against.
+#[test]
+fn a_lock_file_deleted_under_the_server_is_made_again_and_still_guards_the_cli() {
+    let app = spawn_app();
+    let lock = sidecar(&app.db, ".lock");
+    assert!(lock.exists(), "the server holds its lock file");
+    std::fs::remove_file(&lock).expect("rm lock");
+    let back = poll_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&lock).is_ok_and(|t| t.contains("inquiryd server"))
+    });
+    assert!(
+        back.is_some(),
+        "the lock file is made again, with its record"
+    );
+    let aside = app.db.with_extension("aside");
+    std::fs::rename(&app.db, &aside).expect("move the database aside");
+    let out = app.cli(&["inquiry", "list"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "refused: {err}");
+    assert!(err.contains("still has the old one open"), "{err}");
+    assert!(!app.db.exists(), "no new database at the path");
+    std::fs::rename(&aside, &app.db).expect("put it back");
+}
