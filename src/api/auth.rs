@@ -155,12 +155,12 @@ mod body {
                 skip_all_but_maps!(Top::Other);
                 fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
                     let mut login = Login::default();
-                    while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                        let slot = match &*key {
-                            "resume" => &mut login.resume,
-                            "user" => &mut login.user,
-                            "username" => &mut login.username,
-                            "password" => &mut login.password,
+                    while let Some(Key(key)) = map.next_key()? {
+                        let slot = match key {
+                            Some("resume") => &mut login.resume,
+                            Some("user") => &mut login.user,
+                            Some("username") => &mut login.username,
+                            Some("password") => &mut login.password,
                             _ => {
                                 map.next_value::<IgnoredAny>()?;
                                 continue;
@@ -189,11 +189,11 @@ mod body {
                 skip_all_but_maps!(Field::Other);
                 fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Field, A::Error> {
                     let mut inner = Inner::default();
-                    while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                        let slot = match &*key {
-                            "username" => &mut inner.username,
-                            "digest" => &mut inner.digest,
-                            "algorithm" => &mut inner.algorithm,
+                    while let Some(Key(key)) = map.next_key()? {
+                        let slot = match key {
+                            Some("username") => &mut inner.username,
+                            Some("digest") => &mut inner.digest,
+                            Some("algorithm") => &mut inner.algorithm,
                             _ => {
                                 map.next_value::<IgnoredAny>()?;
                                 continue;
@@ -205,6 +205,33 @@ mod body {
                 }
             }
             d.deserialize_any(V)
+        }
+    }
+
+    /// A member name the login reads, without allocating for the others (`None`).
+    struct Key(Option<&'static str>);
+
+    impl<'de> Deserialize<'de> for Key {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Key;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a member name")
+                }
+                fn visit_str<E: de::Error>(self, s: &str) -> Result<Key, E> {
+                    const NAMES: [&str; 6] = [
+                        "resume",
+                        "user",
+                        "username",
+                        "password",
+                        "digest",
+                        "algorithm",
+                    ];
+                    Ok(Key(NAMES.into_iter().find(|n| *n == s)))
+                }
+            }
+            d.deserialize_str(V)
         }
     }
 
