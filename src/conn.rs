@@ -12,8 +12,8 @@
 //! - [`ReadBodyFirst`] reads every request body, on every route, before routing, with one total
 //!   deadline (`body_timeout`): a late body is a JSON 408, an oversized one a 413, and in both cases
 //!   the connection closes after the answer instead of draining what the client still sends. When
-//!   the server starts to stop, a body still arriving is not waited for: a 503 at once (a graceful
-//!   stop waits for requests in progress, and used to wait its whole timeout for such bodies).
+//!   the server starts to stop, a body that stalls for a second is answered 503 (a graceful stop
+//!   waits for requests in progress, and used to wait its whole timeout for stalled bodies).
 //! - [`Descriptors`] raises the soft descriptor limit to the hard one and derives the connection
 //!   limit from it, leaving room for SQLite, the plugins watcher and the log.
 
@@ -377,8 +377,13 @@ where
     }
 }
 
+/// Once the server starts to stop, a body still arriving must keep arriving: a gap this long
+/// between its pieces is a 503 (the stop finishes in-flight requests, not stalled ones).
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
 /// The whole body, or why not: 408 past `deadline`, 413 over [`MAX_BODY`], 400 when the client's
-/// framing is broken or it hung up, 503 once the server starts to stop (at once if it already has).
+/// framing is broken or it hung up, 503 when the server is stopping and the body stalls for
+/// [`STOP_GRACE`].
 async fn read_within(
     payload: &mut Payload,
     deadline: Instant,
@@ -387,16 +392,30 @@ async fn read_within(
     use futures_util::StreamExt;
     let mut body = BytesMut::new();
     let mut stop = std::pin::pin!(stopping.notified());
+    let mut stopped = false;
     loop {
-        let next = std::pin::pin!(tokio::time::timeout_at(deadline, payload.next()));
-        let next = match futures_util::future::select(next, stop.as_mut()).await {
-            Either::Left((next, _)) => next,
-            Either::Right(((), _)) => {
-                log::debug!("request body: not waited for, the server is stopping");
-                return Err(ApiError::Stopping);
+        let until = if stopped {
+            deadline.min(Instant::now() + STOP_GRACE)
+        } else {
+            deadline
+        };
+        let next = std::pin::pin!(tokio::time::timeout_at(until, payload.next()));
+        let next = if stopped {
+            next.await
+        } else {
+            match futures_util::future::select(next, stop.as_mut()).await {
+                Either::Left((next, _)) => next,
+                Either::Right(((), _)) => {
+                    stopped = true;
+                    continue;
+                }
             }
         };
         match next {
+            Err(_) if stopped && Instant::now() < deadline => {
+                log::debug!("request body: stalled while the server stops; answered 503");
+                return Err(ApiError::Stopping);
+            }
             Err(_) => return Err(ApiError::RequestTimeout),
             Ok(None) => return Ok(body.freeze()),
             Ok(Some(Err(e))) => {
