@@ -129,6 +129,8 @@ impl Application {
         let access_log = log::log_enabled!(target: "inquiryd::access", log::Level::Info);
         let db_path = (config.database.path.clone(), db_watch);
         let timeouts = config.timeouts();
+        let builder = actix_server::Server::build();
+        let stopping = builder.graceful_shutdown_signal();
         let app = move || {
             App::new()
                 .app_data(state.clone())
@@ -136,6 +138,7 @@ impl Application {
                 .app_data(RenderMemo::default())
                 .wrap(ReadBodyFirst {
                     timeout: timeouts.body,
+                    stopping: stopping.clone(),
                 })
                 .wrap(Condition::new(
                     access_log,
@@ -175,9 +178,16 @@ impl Application {
                 Descriptors::reserved(db_connections)
             );
         }
-        let server = serve(listener, app, timeouts, workers, descriptors.per_worker)?
-            .shutdown_signal(stop_signal().map_err(StartError::Signals)?)
-            .run();
+        let server = serve(
+            builder,
+            listener,
+            app,
+            timeouts,
+            workers,
+            descriptors.per_worker,
+        )?
+        .shutdown_signal(stop_signal().map_err(StartError::Signals)?)
+        .run();
         log::info!(
             "inquiryd listening on {}",
             config.server.bind.replace(":0", &format!(":{port}"))
@@ -252,8 +262,10 @@ fn worker_reader(
 /// socket is wrapped in a [`GuardedStream`]: the HTTP/1 dispatcher leaves stages of a connection
 /// untimed (see `crate::conn`). The guard times request heads, so actix's own head timer (which
 /// answers 408 without a body) is off. Connections past `per_worker` per worker wait in the
-/// listen queue rather than exhaust descriptors.
+/// listen queue rather than exhaust descriptors. `builder` is fresh from `Server::build`: the app
+/// already holds its graceful-stop signal (see `ReadBodyFirst`).
 fn serve<F, S, B>(
+    builder: actix_server::ServerBuilder,
     listener: TcpListener,
     app: F,
     timeouts: Timeouts,
@@ -276,7 +288,7 @@ where
         addr: "the bound listener".into(),
         source,
     })?;
-    let builder = actix_server::Server::build()
+    let builder = builder
         .workers(workers)
         .max_concurrent_connections(per_worker)
         .shutdown_timeout(10);

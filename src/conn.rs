@@ -11,7 +11,9 @@
 //!   write the client does not take for `send_timeout` closes it.
 //! - [`ReadBodyFirst`] reads every request body, on every route, before routing, with one total
 //!   deadline (`body_timeout`): a late body is a JSON 408, an oversized one a 413, and in both cases
-//!   the connection closes after the answer instead of draining what the client still sends.
+//!   the connection closes after the answer instead of draining what the client still sends. When
+//!   the server starts to stop, a body that stalls for a second is answered 503 (a graceful stop
+//!   waits for requests in progress, and used to wait its whole timeout for stalled bodies).
 //! - [`Descriptors`] raises the soft descriptor limit to the hard one and derives the connection
 //!   limit from it, leaving room for SQLite, the plugins watcher and the log.
 
@@ -284,9 +286,11 @@ impl AsyncWrite for GuardedStream {
 /// `timeout` in total, so no route, handler or error answer can leave a body half-read. A request
 /// without a body (or whose "body" is an upgraded stream) passes straight through. A body declared or found too large is a 413, one not in
 /// by the deadline a 408, a broken one a 400; those answers close the connection (see `Held`).
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct ReadBodyFirst {
     pub timeout: Duration,
+    /// Resolves when the server starts to stop.
+    pub stopping: actix_server::GracefulShutdownSignal,
 }
 
 impl<S> Transform<S, ServiceRequest> for ReadBodyFirst
@@ -304,6 +308,7 @@ where
         std::future::ready(Ok(ReadBodyFirstService {
             service: Rc::new(service),
             timeout: self.timeout,
+            stopping: self.stopping.clone(),
         }))
     }
 }
@@ -311,6 +316,7 @@ where
 pub struct ReadBodyFirstService<S> {
     service: Rc<S>,
     timeout: Duration,
+    stopping: actix_server::GracefulShutdownSignal,
 }
 
 type Answer = Result<ServiceResponse<BoxBody>, actix_web::Error>;
@@ -357,9 +363,10 @@ where
         }
         let service = self.service.clone();
         let deadline = Instant::now() + self.timeout;
+        let stopping = self.stopping.clone();
         Either::Right(Box::pin(async move {
             let mut payload = payload;
-            match read_within(&mut payload, deadline).await {
+            match read_within(&mut payload, deadline, &stopping).await {
                 Ok(body) => {
                     req.set_payload(Payload::from(body));
                     service.call(req).await
@@ -370,13 +377,45 @@ where
     }
 }
 
+/// Once the server starts to stop, a body still arriving must keep arriving: a gap this long
+/// between its pieces is a 503 (the stop finishes in-flight requests, not stalled ones).
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
 /// The whole body, or why not: 408 past `deadline`, 413 over [`MAX_BODY`], 400 when the client's
-/// framing is broken or it hung up.
-async fn read_within(payload: &mut Payload, deadline: Instant) -> Result<Bytes, ApiError> {
+/// framing is broken or it hung up, 503 when the server is stopping and the body stalls for
+/// [`STOP_GRACE`].
+async fn read_within(
+    payload: &mut Payload,
+    deadline: Instant,
+    stopping: &actix_server::GracefulShutdownSignal,
+) -> Result<Bytes, ApiError> {
     use futures_util::StreamExt;
     let mut body = BytesMut::new();
+    let mut stop = std::pin::pin!(stopping.notified());
+    let mut stopped = false;
     loop {
-        match tokio::time::timeout_at(deadline, payload.next()).await {
+        let until = if stopped {
+            deadline.min(Instant::now() + STOP_GRACE)
+        } else {
+            deadline
+        };
+        let next = std::pin::pin!(tokio::time::timeout_at(until, payload.next()));
+        let next = if stopped {
+            next.await
+        } else {
+            match futures_util::future::select(next, stop.as_mut()).await {
+                Either::Left((next, _)) => next,
+                Either::Right(((), _)) => {
+                    stopped = true;
+                    continue;
+                }
+            }
+        };
+        match next {
+            Err(_) if stopped && Instant::now() < deadline => {
+                log::debug!("request body: stalled while the server stops; answered 503");
+                return Err(ApiError::Stopping);
+            }
             Err(_) => return Err(ApiError::RequestTimeout),
             Ok(None) => return Ok(body.freeze()),
             Ok(Some(Err(e))) => {

@@ -27,47 +27,237 @@ fn bad(msg: &str) -> ApiError {
 }
 
 fn parse_credentials(body: &[u8]) -> Result<Credentials, ApiError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|_| bad("Request body must be valid JSON"))?;
-    let obj = value
-        .as_object()
-        .ok_or_else(|| bad("Request body must be a JSON object"))?;
-    if let Some(resume) = obj.get("resume") {
-        return resume
-            .as_str()
-            .map(|t| Credentials::Resume(t.to_string()))
-            .ok_or_else(|| bad("'resume' must be a string"));
+    let obj = match serde_json::from_slice::<body::Top>(body) {
+        Ok(body::Top::Object(obj)) => obj,
+        Ok(body::Top::Other) => return Err(bad("Request body must be a JSON object")),
+        Err(_) => return Err(bad("Request body must be valid JSON")),
+    };
+    use body::Field;
+    if let Some(resume) = obj.resume {
+        return match resume {
+            Field::Str(t) => Ok(Credentials::Resume(t)),
+            _ => Err(bad("'resume' must be a string")),
+        };
     }
-    let username = match obj.get("user").or_else(|| obj.get("username")) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Object(o)) => match o.get("username") {
-            Some(Value::String(s)) => s.clone(),
-            _ => return Err(bad("'user' must be a string")),
+    let username = match obj.user.or(obj.username) {
+        Some(Field::Str(s)) => s,
+        Some(Field::Object(o)) => match o.username {
+            Some(s) => s,
+            None => return Err(bad("'user' must be a string")),
         },
-        Some(_) => return Err(bad("'user' must be a string")),
+        Some(Field::Other) => return Err(bad("'user' must be a string")),
         None => return Err(bad("Provide 'user' and 'password', or 'resume'")),
     };
-    let digest = match obj.get("password") {
-        Some(Value::String(plain)) => passwords::prehash(plain),
-        Some(Value::Object(p)) => {
-            let algorithm = p.get("algorithm").and_then(Value::as_str);
-            match (p.get("digest").and_then(Value::as_str), algorithm) {
-                (Some(d), Some("sha-256"))
-                    if d.len() == 64 && d.bytes().all(|c| c.is_ascii_hexdigit()) =>
-                {
-                    d.to_ascii_lowercase()
-                }
-                _ => {
-                    return Err(bad(
-                        "'password' must be a string or {\"digest\": <sha-256 hex>, \"algorithm\": \"sha-256\"}",
-                    ));
-                }
+    let digest = match obj.password {
+        Some(Field::Str(plain)) => passwords::prehash(&plain),
+        Some(Field::Object(p)) => match (p.digest, p.algorithm.as_deref()) {
+            (Some(d), Some("sha-256"))
+                if d.len() == 64 && d.bytes().all(|c| c.is_ascii_hexdigit()) =>
+            {
+                d.to_ascii_lowercase()
             }
-        }
-        Some(_) => return Err(bad("'password' must be a string")),
+            _ => {
+                return Err(bad(
+                    "'password' must be a string or {\"digest\": <sha-256 hex>, \"algorithm\": \"sha-256\"}",
+                ));
+            }
+        },
+        Some(Field::Other) => return Err(bad("'password' must be a string")),
         None => return Err(bad("Provide 'user' and 'password', or 'resume'")),
     };
     Ok(Credentials::Password { username, digest })
+}
+
+/// A login body read for the few members a login looks at; everything else is skipped as it is
+/// parsed, never built. Parsing a body of 6,000 unknown keys into a `serde_json::Value` took about
+/// 2 ms of a worker's thread before any check, so a flood of such bodies (unauthenticated, within
+/// the 64 KiB limit) starved getOne on the same workers. Duplicate keys: the last one wins, as
+/// with `JSON.parse`.
+mod body {
+    use std::fmt;
+
+    use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    /// The whole body: an object, or any other JSON value.
+    pub enum Top {
+        Object(Box<Login>),
+        Other,
+    }
+
+    #[derive(Default)]
+    pub struct Login {
+        pub resume: Option<Field>,
+        pub user: Option<Field>,
+        pub username: Option<Field>,
+        pub password: Option<Field>,
+    }
+
+    /// A member's value: a string, an object (only its string members `username`, `digest` and
+    /// `algorithm` kept), or anything else (skipped).
+    pub enum Field {
+        Str(String),
+        Object(Inner),
+        Other,
+    }
+
+    #[derive(Default)]
+    pub struct Inner {
+        pub username: Option<String>,
+        pub digest: Option<String>,
+        pub algorithm: Option<String>,
+    }
+
+    /// Skips whatever value comes; `visit_map` is each user's own.
+    macro_rules! skip_all_but_maps {
+        ($other:expr) => {
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok($other)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok($other)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok($other)
+            }
+            fn visit_i128<E: de::Error>(self, _: i128) -> Result<Self::Value, E> {
+                Ok($other)
+            }
+            fn visit_u128<E: de::Error>(self, _: u128) -> Result<Self::Value, E> {
+                Ok($other)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok($other)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok($other)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok($other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok($other)
+            }
+        };
+    }
+
+    impl<'de> Deserialize<'de> for Top {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Top;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a JSON value")
+                }
+                fn visit_str<E: de::Error>(self, _: &str) -> Result<Top, E> {
+                    Ok(Top::Other)
+                }
+                skip_all_but_maps!(Top::Other);
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
+                    let mut login = Login::default();
+                    while let Some(Key(key)) = map.next_key()? {
+                        let slot = match key {
+                            Some("resume") => &mut login.resume,
+                            Some("user") => &mut login.user,
+                            Some("username") => &mut login.username,
+                            Some("password") => &mut login.password,
+                            _ => {
+                                map.next_value::<IgnoredAny>()?;
+                                continue;
+                            }
+                        };
+                        *slot = Some(map.next_value()?);
+                    }
+                    Ok(Top::Object(Box::new(login)))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Field {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Field;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a JSON value")
+                }
+                fn visit_str<E: de::Error>(self, s: &str) -> Result<Field, E> {
+                    Ok(Field::Str(s.to_string()))
+                }
+                skip_all_but_maps!(Field::Other);
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Field, A::Error> {
+                    let mut inner = Inner::default();
+                    while let Some(Key(key)) = map.next_key()? {
+                        let slot = match key {
+                            Some("username") => &mut inner.username,
+                            Some("digest") => &mut inner.digest,
+                            Some("algorithm") => &mut inner.algorithm,
+                            _ => {
+                                map.next_value::<IgnoredAny>()?;
+                                continue;
+                            }
+                        };
+                        *slot = map.next_value::<Str>()?.0;
+                    }
+                    Ok(Field::Object(inner))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    /// A member name the login reads, without allocating for the others (`None`).
+    struct Key(Option<&'static str>);
+
+    impl<'de> Deserialize<'de> for Key {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Key;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a member name")
+                }
+                fn visit_str<E: de::Error>(self, s: &str) -> Result<Key, E> {
+                    const NAMES: [&str; 6] = [
+                        "resume",
+                        "user",
+                        "username",
+                        "password",
+                        "digest",
+                        "algorithm",
+                    ];
+                    Ok(Key(NAMES.into_iter().find(|n| *n == s)))
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+
+    /// A string, or `None` for any other value (skipped).
+    struct Str(Option<String>);
+
+    impl<'de> Deserialize<'de> for Str {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Str;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a JSON value")
+                }
+                fn visit_str<E: de::Error>(self, s: &str) -> Result<Str, E> {
+                    Ok(Str(Some(s.to_string())))
+                }
+                skip_all_but_maps!(Str(None));
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Str, A::Error> {
+                    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                    Ok(Str(None))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
 }
 
 /// The `me` object Rocket.Chat returns at login and from `/api/v1/me`.
@@ -284,6 +474,17 @@ mod tests {
             parse_credentials(br#"{"resume":"t"}"#),
             Ok(Credentials::Resume(_))
         ));
+        // Unknown members are skipped, whatever they hold; the last of duplicate keys wins.
+        match parse_credentials(
+            br#"{"x":[{"a":1},[2,{"b":null}]],"user":{"username":"a","x":{"y":[1]}},"password":"p","user":"b","k":1e400}"#,
+        ) {
+            Ok(Credentials::Password { username, .. }) => assert_eq!(username, "b"),
+            _ => panic!("not a password login"),
+        }
+        match parse_credentials(br#"{"username":"u","user":{"username":"n"},"password":"p"}"#) {
+            Ok(Credentials::Password { username, .. }) => assert_eq!(username, "n"),
+            _ => panic!("not a password login"),
+        }
         for bad in [
             &b"not json"[..],
             b"[]",
@@ -292,6 +493,11 @@ mod tests {
             br#"{"user":"a"}"#,
             br#"{"user":"a","password":{"digest":"zz","algorithm":"sha-256"}}"#,
             br#"{"resume":5}"#,
+            br#"{"resume":null}"#,
+            br#"{"user":{"username":5},"password":"p"}"#,
+            br#"{"user":"a","password":{"digest":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}}"#,
+            br#"{"user":"a","password":"p"} x"#,
+            br#""a string""#,
         ] {
             assert!(matches!(
                 parse_credentials(bad),

@@ -41,6 +41,10 @@ pub enum ApiError {
     /// detail goes to the log only.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The server is stopping and will not finish this request (its body was still arriving): the
+    /// same 503 as [`ApiError::Unavailable`], retryable, but no fault to log.
+    #[error("server stopping")]
+    Stopping,
 }
 
 /// Rocket.Chat's ajv validation failures for `inquiries.getOne`.
@@ -132,7 +136,7 @@ impl ApiError {
             ApiError::NotFound => r#"{"success":false,"error":"Resource not found"}"#,
             ApiError::MethodNotAllowed(_) => r#"{"success":false,"error":"Method not allowed"}"#,
             ApiError::Internal(_) => r#"{"success":false,"error":"Internal server error"}"#,
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::Stopping => {
                 r#"{"success":false,"error":"Service unavailable, try again later"}"#
             }
             ApiError::BadRequest(_) => "",
@@ -152,7 +156,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Stopping => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -169,6 +173,10 @@ impl ResponseError for ApiError {
             ApiError::Internal(detail) => log::error!("internal error: {detail}"),
             ApiError::Unavailable(detail) => {
                 log_unavailable(detail);
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            ApiError::Stopping => {
                 res.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
