@@ -3,8 +3,10 @@
 //! by `_id` in one transaction: a bad record means nothing from that file is written.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 use std::ops::Range;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -68,16 +70,18 @@ struct Unit {
     items: Vec<(usize, Range<usize>)>,
 }
 
-/// Where a file's records come from: a JSON array, whole (its elements are found by parsing it
-/// all), or NDJSON streamed from the file a block of lines at a time, so memory stays bounded
-/// however large the file and checking starts with the first block.
+/// Where a file's records come from: text in memory (a JSON array, whole, or NDJSON), or a file
+/// streamed (NDJSON a block of lines at a time, a JSON array an element at a time), so memory
+/// stays bounded however large the file and checking starts with the first records.
 enum Source {
     Whole {
         is_array: bool,
         units: Vec<Unit>,
     },
-    /// The file, and how many bytes to read at a time.
+    /// NDJSON: the file, and how many bytes to read at a time.
     Lines(std::fs::File, usize),
+    /// A JSON array in a file, read element by element.
+    Array(std::fs::File),
 }
 
 /// Bytes read from an NDJSON file at a time (a block ends at the last newline in it).
@@ -117,25 +121,211 @@ impl Source {
         })
     }
 
-    /// A file: NDJSON is streamed; anything else is read whole.
-    fn open<E>(path: &std::path::Path) -> Result<Source, Failure<E>> {
-        use std::io::{Read, Seek};
-        let mut file = std::fs::File::open(path).map_err(Failure::Read)?;
-        let mut head = Vec::with_capacity(64);
-        (&mut file)
-            .take(64)
-            .read_to_end(&mut head)
-            .map_err(Failure::Read)?;
-        let text = head.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&head);
-        let first = text.iter().find(|b| !b.is_ascii_whitespace());
-        file.rewind().map_err(Failure::Read)?;
-        // Only whitespace so far: read it whole and let the text decide.
-        if first == Some(&b'[') || (first.is_none() && head.len() == 64) {
-            let mut text = String::new();
-            file.read_to_string(&mut text).map_err(Failure::Read)?;
-            return Source::whole(text).map_err(|e| Failure::Invalid(vec![e]));
+    /// A file, streamed whatever its shape: a JSON array if its first character after a
+    /// byte-order mark and whitespace (however much) is `[`, NDJSON otherwise.
+    fn open(path: &std::path::Path) -> std::io::Result<Source> {
+        use std::io::{BufRead, Seek};
+        let file = std::fs::File::open(path)?;
+        let mut reader = std::io::BufReader::with_capacity(64 << 10, file);
+        let mut at_start = true;
+        let first = loop {
+            let buf = reader.fill_buf()?;
+            if buf.is_empty() {
+                break None;
+            }
+            let mut skip = 0;
+            if at_start && buf.starts_with(BOM) {
+                skip = BOM.len();
+            }
+            at_start = false;
+            match buf[skip..].iter().position(|b| !b.is_ascii_whitespace()) {
+                Some(i) => break Some(buf[skip + i]),
+                None => {
+                    let n = buf.len();
+                    reader.consume(n);
+                }
+            }
+        };
+        let mut file = reader.into_inner();
+        file.rewind()?;
+        if first == Some(b'[') {
+            return Ok(Source::Array(file));
         }
         Ok(Source::Lines(file, BLOCK))
+    }
+}
+
+/// A UTF-8 byte-order mark, which some tools write at the start of a file.
+const BOM: &[u8] = "\u{feff}".as_bytes();
+
+/// Longest record, in bytes of JSON text: MongoDB's limit for one document (16 MiB of BSON), so a
+/// file exported from Rocket.Chat's database never holds a longer one, while memory per record
+/// stays bounded.
+pub const MAX_RECORD_BYTES: usize = 16 << 20;
+
+/// Why a file's reader stopped early.
+enum ReadFailure {
+    /// The file could not be read.
+    Io(std::io::Error),
+    /// The text is not what an import accepts there (not UTF-8, not JSON, a record too long).
+    Record(RecordError),
+}
+
+impl From<std::io::Error> for ReadFailure {
+    fn from(e: std::io::Error) -> Self {
+        ReadFailure::Io(e)
+    }
+}
+
+/// The error for a record longer than [`MAX_RECORD_BYTES`] at `position`.
+fn too_long(position: String) -> ReadFailure {
+    ReadFailure::Record(RecordError {
+        position,
+        message: format!(
+            "longer than {} MiB, the limit for one record (MongoDB's for one document)",
+            MAX_RECORD_BYTES >> 20
+        ),
+    })
+}
+
+/// A reader that counts the bytes read through it and fails once one record (the bytes since
+/// `mark`) runs past [`MAX_RECORD_BYTES`], so that a huge element is never held whole.
+struct Counting<R> {
+    inner: R,
+    read: Rc<Cell<u64>>,
+    mark: Rc<Cell<u64>>,
+    over: Rc<Cell<bool>>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let read = self.read.get() + n as u64;
+        self.read.set(read);
+        if read - self.mark.get() > MAX_RECORD_BYTES as u64 + 1 {
+            self.over.set(true);
+            return Err(std::io::Error::other("record too long"));
+        }
+        Ok(n)
+    }
+}
+
+/// Reads a JSON array element by element with serde_json's own tokenizer over the file, and
+/// hands the elements' text out in units, until the array ends or `send` refuses (returns how
+/// many units it sent). Memory holds a
+/// unit (at most `CHUNK` records or about `BLOCK` bytes) and one record, whatever the file's size.
+fn read_array(
+    file: std::fs::File,
+    mut send: impl FnMut(Unit) -> bool,
+) -> Result<usize, ReadFailure> {
+    use serde::de::{Deserializer as _, Error as _, SeqAccess, Visitor};
+    use std::io::BufRead;
+
+    let mut reader = std::io::BufReader::with_capacity(64 << 10, file);
+    if reader.fill_buf()?.starts_with(BOM) {
+        reader.consume(BOM.len());
+    }
+    let (read, mark, over) = Default::default();
+    let counting = Counting {
+        inner: reader,
+        read: Rc::clone(&read),
+        mark: Rc::clone(&mark),
+        over: Rc::clone(&over),
+    };
+    let mut de = serde_json::Deserializer::from_reader(counting);
+    let index = Cell::new(0usize);
+    let sent = Cell::new(0usize);
+    let stopped = Cell::new(false);
+    let ended = Cell::new(false);
+
+    struct Elements<'a, F> {
+        send: &'a mut F,
+        index: &'a Cell<usize>,
+        sent: &'a Cell<usize>,
+        stopped: &'a Cell<bool>,
+        ended: &'a Cell<bool>,
+        read: &'a Cell<u64>,
+        mark: &'a Cell<u64>,
+    }
+    impl<'de, F: FnMut(Unit) -> bool> Visitor<'de> for Elements<'_, F> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an array of inquiry records")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut block = String::new();
+            let mut items = Vec::new();
+            loop {
+                self.mark.set(self.read.get());
+                let Some(raw) = seq.next_element::<Box<serde_json::value::RawValue>>()? else {
+                    self.ended.set(true);
+                    break;
+                };
+                let start = block.len();
+                block.push_str(raw.get());
+                items.push((self.index.get(), start..block.len()));
+                self.index.set(self.index.get() + 1);
+                if items.len() == CHUNK || block.len() >= BLOCK {
+                    let unit = Unit {
+                        block: Arc::new(std::mem::take(&mut block)),
+                        items: std::mem::take(&mut items),
+                    };
+                    if !(self.send)(unit) {
+                        self.stopped.set(true);
+                        return Err(A::Error::custom("stopped"));
+                    }
+                    self.sent.set(self.sent.get() + 1);
+                }
+            }
+            if !items.is_empty() {
+                if (self.send)(Unit {
+                    block: Arc::new(block),
+                    items,
+                }) {
+                    self.sent.set(self.sent.get() + 1);
+                } else {
+                    self.stopped.set(true);
+                }
+            }
+            Ok(())
+        }
+    }
+    let result = (&mut de)
+        .deserialize_seq(Elements {
+            send: &mut send,
+            index: &index,
+            sent: &sent,
+            stopped: &stopped,
+            ended: &ended,
+            read: &read,
+            mark: &mark,
+        })
+        .and_then(|()| de.end());
+    let n = index.get();
+    match result {
+        // The caller counts units, to know that every one sent was checked.
+        _ if stopped.get() => Ok(sent.get()),
+        Ok(()) => Ok(sent.get()),
+        Err(_) if over.get() => Err(too_long(format!("record {n}"))),
+        Err(e) if e.is_io() => Err(ReadFailure::Io(e.into())),
+        Err(e) => {
+            let at = format!("line {}, column {}", e.line(), e.column());
+            // serde_json's message ends with the position, which is given first here.
+            let shown = e.to_string();
+            let message = shown
+                .strip_suffix(&format!(" at line {} column {}", e.line(), e.column()))
+                .unwrap_or(&shown);
+            // Past the last element (`]` read), what is wrong is the file's, not a record's.
+            let position = if ended.get() {
+                at
+            } else {
+                format!("record {n}, {at}")
+            };
+            Err(ReadFailure::Record(RecordError {
+                position,
+                message: format!("not JSON: {message}"),
+            }))
+        }
     }
 }
 
@@ -182,7 +372,7 @@ fn read_lines(
     block: usize,
     mut send: impl FnMut(Unit) -> bool,
     stop: &std::sync::atomic::AtomicBool,
-) -> std::io::Result<usize> {
+) -> Result<usize, ReadFailure> {
     use std::io::Read;
     let mut carry: Vec<u8> = Vec::new();
     let mut number = 1;
@@ -202,6 +392,9 @@ fn read_lines(
         } else {
             match buf.iter().rposition(|&b| b == b'\n') {
                 Some(i) => i + 1,
+                None if buf.len() > MAX_RECORD_BYTES + 2 => {
+                    return Err(too_long(format!("line {number}")));
+                }
                 None => {
                     carry = buf;
                     continue;
@@ -214,6 +407,9 @@ fn read_lines(
         }
         let text = String::from_utf8(buf).map_err(|e| not_utf8(number, &e))?;
         let (items, next) = lines(&text, number);
+        if let Some((line, _)) = items.iter().find(|(_, r)| r.len() > MAX_RECORD_BYTES) {
+            return Err(too_long(format!("line {line}")));
+        }
         number = next;
         for unit in chunk(&Arc::new(text), items) {
             if !send(unit) {
@@ -227,14 +423,47 @@ fn read_lines(
     }
 }
 
-/// The error for a block that is not UTF-8, naming the line (the block's first is `number`).
-fn not_utf8(number: usize, e: &std::string::FromUtf8Error) -> std::io::Error {
-    let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+/// The error for a block that is not UTF-8, naming the line (the block's first is `number`) and
+/// the column (in bytes from 1, as serde_json counts them) of the first byte that is not.
+fn not_utf8(number: usize, e: &std::string::FromUtf8Error) -> ReadFailure {
+    let bytes = e.as_bytes();
+    let at = e.utf8_error().valid_up_to();
+    let valid = &bytes[..at];
     let line = number + valid.iter().filter(|&&b| b == b'\n').count();
-    std::io::Error::new(
-        std::io::ErrorKind::InvalidData,
-        format!("line {line}: not UTF-8 ({e})"),
-    )
+    let column = at - valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
+    let bad = &bytes[at..bytes
+        .len()
+        .min(at + e.utf8_error().error_len().unwrap_or(1))];
+    let shown: Vec<String> = bad.iter().map(|b| format!("0x{b:02x}")).collect();
+    ReadFailure::Record(RecordError {
+        position: format!("line {line}, column {column}"),
+        message: format!("not UTF-8 (byte {})", shown.join(" ")),
+    })
+}
+
+/// The error for the NDJSON record on line `number`, starting at byte `start` of `block`: when
+/// serde_json's message ends with a position in the record, it becomes the line's column.
+fn line_error(block: &str, number: usize, start: usize, message: String) -> RecordError {
+    let at_line = |message: &str| {
+        let (rest, column) = message.rsplit_once(" column ")?;
+        let column: usize = column.parse().ok()?;
+        let (rest, line) = rest.rsplit_once(" at line ")?;
+        (line == "1").then_some((rest.len(), column))
+    };
+    let Some((cut, column)) = at_line(&message) else {
+        return RecordError {
+            position: format!("line {number}"),
+            message,
+        };
+    };
+    let mut line_start = block[..start].rfind('\n').map_or(0, |i| i + 1);
+    if line_start == 0 && block.starts_with('\u{feff}') {
+        line_start = '\u{feff}'.len_utf8();
+    }
+    RecordError {
+        position: format!("line {number}, column {}", start - line_start + column),
+        message: message[..cut].to_owned(),
+    }
 }
 
 /// A checked record: its `_id`, `rid` and document, or what is wrong with it.
@@ -261,7 +490,10 @@ fn check_in_order<E>(
     // vs 1.60-1.70 s for 200,000 records), as the storing thread is the slower one.
     let threads =
         std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1));
-    let is_array = matches!(source, Source::Whole { is_array: true, .. });
+    let is_array = matches!(
+        source,
+        Source::Whole { is_array: true, .. } | Source::Array(_)
+    );
     let stop = AtomicBool::new(false);
     let mut errors = Vec::new();
     let mut sink_error = None;
@@ -289,6 +521,7 @@ fn check_in_order<E>(
                     Ok(n)
                 }
                 Source::Lines(file, block) => read_lines(file, block, send, stop),
+                Source::Array(file) => read_array(file, send),
             }
         });
         let workers: Vec<_> = (0..threads)
@@ -344,14 +577,13 @@ fn check_in_order<E>(
                                 Doc::Rewritten(s) => Cow::Owned(s),
                             },
                         }),
-                        Err(message) => errors.push(RecordError {
-                            position: if is_array {
-                                format!("record {number}")
-                            } else {
-                                format!("line {number}")
-                            },
+                        Err(message) if is_array => errors.push(RecordError {
+                            position: format!("record {number}"),
                             message,
                         }),
+                        Err(message) => {
+                            errors.push(line_error(&unit.block, *number, range.start, message))
+                        }
                     }
                 }
                 if errors.is_empty()
@@ -384,12 +616,15 @@ fn check_in_order<E>(
     if let Some(e) = sink_error {
         return Err(Failure::Sink(e));
     }
+    // The reader stops at text it cannot read, after every record before it was checked.
+    match read {
+        Some(ReadFailure::Record(e)) => errors.push(e),
+        Some(ReadFailure::Io(e)) if errors.is_empty() => return Err(Failure::Read(e)),
+        _ => {}
+    }
     if !errors.is_empty() {
         errors.truncate(MAX_ERRORS);
         return Err(Failure::Invalid(errors));
-    }
-    if let Some(e) = read {
-        return Err(Failure::Read(e));
     }
     if panicked || due != produced {
         return Err(Failure::Invalid(vec![RecordError {
@@ -720,7 +955,7 @@ mod tests {
         text.extend_from_slice(b"{\"_id\":\"b\xff\",\"rid\":\"r\"}\n");
         let errs = stream(&text, 256).unwrap_err();
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].starts_with("read: line 51: not UTF-8"), "{errs:?}");
+        assert_eq!(errs, ["line 51, column 10: not UTF-8 (byte 0xff)"]);
     }
 
     #[test]
@@ -772,7 +1007,7 @@ pub fn import_file(
             source,
         },
     };
-    let source = Source::open(path).map_err(failed)?;
+    let source = Source::open(path).map_err(|e| failed(Failure::Read(e)))?;
     let db_err = |source| failed(Failure::Sink(source));
     // A large file's pages stay in memory longer before spilling to the WAL mid-transaction.
     conn.pragma_update(None, "cache_size", -64 * 1024)
