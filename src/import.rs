@@ -39,7 +39,7 @@ const CHUNK: usize = 512;
 pub fn parse(text: &str) -> Result<Vec<InquiryRecord<'static>>, Vec<RecordError>> {
     let mut records = Vec::new();
     let source = Source::whole(text.to_owned()).map_err(|e| vec![e])?;
-    check_in_order(source, |chunk| {
+    check_in_order(source, |chunk, _| {
         records.extend(chunk.into_iter().map(InquiryRecord::into_owned));
         Ok::<(), std::convert::Infallible>(())
     })
@@ -466,6 +466,24 @@ fn line_error(block: &str, number: usize, start: usize, message: String) -> Reco
     }
 }
 
+/// Where the records handed to a sink (all good, in file order) are in their file.
+struct Places {
+    is_array: bool,
+    /// Each record's index (array) or line (NDJSON).
+    numbers: Vec<usize>,
+}
+
+impl Places {
+    /// "record 3" (JSON array) or "line 12" (NDJSON), for a record's index or line.
+    fn name(&self, number: usize) -> String {
+        if self.is_array {
+            format!("record {number}")
+        } else {
+            format!("line {number}")
+        }
+    }
+}
+
 /// A checked record: its `_id`, `rid` and document, or what is wrong with it.
 type Checked = Result<(String, String, Doc), String>;
 
@@ -481,7 +499,7 @@ enum Doc {
 /// report up to `MAX_ERRORS`. Returns how many records there were.
 fn check_in_order<E>(
     source: Source,
-    mut sink: impl FnMut(Vec<InquiryRecord<'_>>) -> Result<(), E>,
+    mut sink: impl FnMut(Vec<InquiryRecord<'_>>, Places) -> Result<(), E>,
 ) -> Result<usize, Failure<E>> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Mutex, mpsc};
@@ -586,8 +604,12 @@ fn check_in_order<E>(
                         }
                     }
                 }
+                let places = Places {
+                    is_array,
+                    numbers: unit.items.iter().map(|(n, _)| *n).collect(),
+                };
                 if errors.is_empty()
-                    && let Err(e) = sink(good)
+                    && let Err(e) = sink(good, places)
                 {
                     sink_error = Some(e);
                 }
@@ -880,7 +902,7 @@ mod tests {
     fn a_bad_record_or_a_failing_sink_stops_storing() {
         let text = ndjson(CHUNK * 6, &[CHUNK * 2 + 5]);
         let mut stored = 0;
-        let result = check_in_order(Source::whole(text.clone()).unwrap(), |chunk| {
+        let result = check_in_order(Source::whole(text.clone()).unwrap(), |chunk, _| {
             stored += chunk.len();
             Ok::<(), ()>(())
         });
@@ -888,7 +910,7 @@ mod tests {
         assert_eq!(stored, CHUNK * 2, "only the chunks before the bad one");
         let text = ndjson(CHUNK * 6, &[]);
         let mut calls = 0;
-        let result = check_in_order(Source::whole(text.clone()).unwrap(), |_| {
+        let result = check_in_order(Source::whole(text.clone()).unwrap(), |_, _| {
             calls += 1;
             if calls == 3 { Err("disk full") } else { Ok(()) }
         });
@@ -902,7 +924,7 @@ mod tests {
         std::io::Write::write_all(&mut file, text).unwrap();
         std::io::Seek::rewind(&mut file).unwrap();
         let mut ids = Vec::new();
-        check_in_order(Source::Lines(file, block), |chunk| {
+        check_in_order(Source::Lines(file, block), |chunk, _| {
             ids.extend(chunk.into_iter().map(|r| r.id));
             Ok::<(), ()>(())
         })
@@ -985,6 +1007,54 @@ pub enum ImportError {
     },
 }
 
+/// Why storing a file's records stopped.
+enum Stop {
+    Db(rusqlite::Error),
+    /// An `_id` the file already held.
+    Duplicate(RecordError),
+}
+
+/// Records each `_id` of `chunk` as seen in this file, or names the first one it already held.
+/// A collection's export holds each `_id` once (it is the primary key), so a repeat means a file
+/// put together wrongly (two exports concatenated, an edited copy), and which copy is current
+/// cannot be known from it: the file is refused, naming both places, rather than the last copy
+/// silently winning.
+fn once_each(
+    tx: &rusqlite::Transaction,
+    chunk: &[InquiryRecord],
+    places: &Places,
+) -> Result<(), Stop> {
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO temp.import_ids (id, at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )
+        .map_err(Stop::Db)?;
+    for (record, &number) in chunk.iter().zip(&places.numbers) {
+        if insert
+            .execute((&record.id, number as i64))
+            .map_err(Stop::Db)?
+            == 0
+        {
+            let first: i64 = tx
+                .query_row(
+                    "SELECT at FROM temp.import_ids WHERE id = ?1",
+                    [&record.id],
+                    |row| row.get(0),
+                )
+                .map_err(Stop::Db)?;
+            return Err(Stop::Duplicate(RecordError {
+                position: places.name(number),
+                message: format!(
+                    "_id {:?} again (first at {}): a file may hold each _id once",
+                    record.id,
+                    places.name(first as usize)
+                ),
+            }));
+        }
+    }
+    Ok(())
+}
+
 /// Imports one file in one transaction; returns how many records it held. Records are stored
 /// while later ones are still being checked; a bad record rolls the whole file back.
 pub fn import_file(
@@ -1015,10 +1085,24 @@ pub fn import_file(
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(db_err)?;
-    let count = check_in_order(source, |chunk| {
-        crate::db::inquiries::upsert_all(&tx, &chunk)
+    // Each `_id` this file has stored, and where: a temporary table (spilled to a temporary file
+    // as it grows, so memory stays bounded), emptied for each file.
+    tx.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS import_ids (id TEXT PRIMARY KEY, at INTEGER NOT NULL)
+           WITHOUT ROWID;
+         DELETE FROM temp.import_ids;",
+    )
+    .map_err(db_err)?;
+    let count = check_in_order(source, |chunk, places| {
+        once_each(&tx, &chunk, &places)?;
+        crate::db::inquiries::upsert_all(&tx, &chunk).map_err(Stop::Db)
     })
-    .map_err(failed)?;
+    .map_err(|failure| match failure {
+        Failure::Sink(Stop::Duplicate(e)) => failed(Failure::Invalid(vec![e])),
+        Failure::Sink(Stop::Db(e)) => failed(Failure::Sink(e)),
+        Failure::Invalid(e) => failed(Failure::Invalid(e)),
+        Failure::Read(e) => failed(Failure::Read(e)),
+    })?;
     let stored = started.elapsed();
     tx.commit().map_err(db_err)?;
     log::debug!(

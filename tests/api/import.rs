@@ -281,3 +281,41 @@ fn shapes_are_told_apart_after_any_blank_lines() {
         "line 66: field \"/rid\": missing"
     );
 }
+
+/// Three records with one `_id` printed "imported 3 inquiries" for one stored row (the last won,
+/// silently). A file holding an `_id` twice is refused, naming both places; the same `_id` in a
+/// later file (or a later import) still replaces the stored one.
+#[test]
+fn an_id_twice_in_one_file_is_refused_naming_both_places() {
+    let ndjson = "{\"_id\":\"a\",\"rid\":\"r1\"}\n{\"_id\":\"b\",\"rid\":\"r\"}\n\n{\"_id\":\"a\",\"rid\":\"r2\"}\n{\"_id\":\"a\",\"rid\":\"r3\"}\n";
+    let err = refused("dup.ndjson", ndjson.as_bytes());
+    assert_eq!(
+        problem(&err, "dup.ndjson"),
+        "line 4: _id \"a\" again (first at line 1): a file may hold each _id once"
+    );
+    // Extended JSON is compared as stored: `{"$oid": "a"}` is the `_id` "a".
+    let array = r#"[{"_id":"a","rid":"r1"},{"_id":"b","rid":"r"},{"_id":{"$oid":"a"},"rid":"r2"}]"#;
+    let err = refused("dup.json", array.as_bytes());
+    assert_eq!(
+        problem(&err, "dup.json"),
+        "record 2: _id \"a\" again (first at record 0): a file may hold each _id once"
+    );
+    // Across chunks of records (512 at a time) too.
+    let mut many: String = (0..2000)
+        .map(|n| format!("{{\"_id\":\"i{n}\",\"rid\":\"r\"}}\n"))
+        .collect();
+    many.push_str("{\"_id\":\"i7\",\"rid\":\"r\"}\n");
+    let err = refused("many.ndjson", many.as_bytes());
+    assert_eq!(
+        problem(&err, "many.ndjson"),
+        "line 2001: _id \"i7\" again (first at line 8): a file may hold each _id once"
+    );
+    let (dir, db) = tmp();
+    let (one, two) = (dir.path().join("1.ndjson"), dir.path().join("2.ndjson"));
+    std::fs::write(&one, "{\"_id\":\"a\",\"rid\":\"r1\"}\n").unwrap();
+    std::fs::write(&two, "{\"_id\":\"a\",\"rid\":\"r2\"}\n").unwrap();
+    let out = import_files(&db, &[&one, &two]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list = stdout(&cli_with_stdin(&db, &["inquiry", "list"], None));
+    assert!(list.contains("r2") && !list.contains("r1"), "{list}");
+}
