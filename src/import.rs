@@ -1,6 +1,9 @@
 //! `inquiry import`: reads a JSON array, NDJSON, or a `mongoexport` of
 //! `rocketchat_livechat_inquiry` (Extended JSON), checks every record, and upserts the whole file
-//! by `_id` in one transaction: a bad record means nothing from that file is written.
+//! by `_id` in one transaction: a bad record means nothing from that file is written. Every
+//! shape is streamed a record at a time (memory does not grow with the file), one record is
+//! bounded at [`MAX_RECORD_BYTES`], a file that holds an `_id` twice is refused, and every error
+//! names its line (and column, where the text itself is broken) or its index in the array.
 
 use std::borrow::Cow;
 use std::cell::Cell;
