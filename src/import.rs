@@ -1,10 +1,15 @@
 //! `inquiry import`: reads a JSON array, NDJSON, or a `mongoexport` of
 //! `rocketchat_livechat_inquiry` (Extended JSON), checks every record, and upserts the whole file
-//! by `_id` in one transaction: a bad record means nothing from that file is written.
+//! by `_id` in one transaction: a bad record means nothing from that file is written. Every
+//! shape is streamed a record at a time (memory does not grow with the file), one record is
+//! bounded at [`MAX_RECORD_BYTES`], a file that holds an `_id` twice is refused, and every error
+//! names its line (and column, where the text itself is broken) or its index in the array.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 use std::ops::Range;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -37,7 +42,7 @@ const CHUNK: usize = 512;
 pub fn parse(text: &str) -> Result<Vec<InquiryRecord<'static>>, Vec<RecordError>> {
     let mut records = Vec::new();
     let source = Source::whole(text.to_owned()).map_err(|e| vec![e])?;
-    check_in_order(source, |chunk| {
+    check_in_order(source, |chunk, _| {
         records.extend(chunk.into_iter().map(InquiryRecord::into_owned));
         Ok::<(), std::convert::Infallible>(())
     })
@@ -68,16 +73,18 @@ struct Unit {
     items: Vec<(usize, Range<usize>)>,
 }
 
-/// Where a file's records come from: a JSON array, whole (its elements are found by parsing it
-/// all), or NDJSON streamed from the file a block of lines at a time, so memory stays bounded
-/// however large the file and checking starts with the first block.
+/// Where a file's records come from: text in memory (a JSON array, whole, or NDJSON), or a file
+/// streamed (NDJSON a block of lines at a time, a JSON array an element at a time), so memory
+/// stays bounded however large the file and checking starts with the first records.
 enum Source {
     Whole {
         is_array: bool,
         units: Vec<Unit>,
     },
-    /// The file, and how many bytes to read at a time.
+    /// NDJSON: the file, and how many bytes to read at a time.
     Lines(std::fs::File, usize),
+    /// A JSON array in a file, read element by element.
+    Array(std::fs::File),
 }
 
 /// Bytes read from an NDJSON file at a time (a block ends at the last newline in it).
@@ -117,26 +124,212 @@ impl Source {
         })
     }
 
-    /// A file: NDJSON is streamed; anything else is read whole.
-    fn open<E>(path: &std::path::Path) -> Result<Source, Failure<E>> {
-        use std::io::{Read, Seek};
+    /// A file, streamed whatever its shape: a JSON array if its first character after a
+    /// byte-order mark and whitespace (however much) is `[`, NDJSON otherwise.
+    fn open(path: &std::path::Path) -> std::io::Result<Source> {
+        use std::io::{BufRead, Seek};
         // never waits on a FIFO, never reads /dev/zero forever
-        let mut file = crate::regular::open(path).map_err(Failure::Read)?;
-        let mut head = Vec::with_capacity(64);
-        (&mut file)
-            .take(64)
-            .read_to_end(&mut head)
-            .map_err(Failure::Read)?;
-        let text = head.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&head);
-        let first = text.iter().find(|b| !b.is_ascii_whitespace());
-        file.rewind().map_err(Failure::Read)?;
-        // Only whitespace so far: read it whole and let the text decide.
-        if first == Some(&b'[') || (first.is_none() && head.len() == 64) {
-            let mut text = String::new();
-            file.read_to_string(&mut text).map_err(Failure::Read)?;
-            return Source::whole(text).map_err(|e| Failure::Invalid(vec![e]));
+        let file = crate::regular::open(path)?;
+        let mut reader = std::io::BufReader::with_capacity(64 << 10, file);
+        let mut at_start = true;
+        let first = loop {
+            let buf = reader.fill_buf()?;
+            if buf.is_empty() {
+                break None;
+            }
+            let mut skip = 0;
+            if at_start && buf.starts_with(BOM) {
+                skip = BOM.len();
+            }
+            at_start = false;
+            match buf[skip..].iter().position(|b| !b.is_ascii_whitespace()) {
+                Some(i) => break Some(buf[skip + i]),
+                None => {
+                    let n = buf.len();
+                    reader.consume(n);
+                }
+            }
+        };
+        let mut file = reader.into_inner();
+        file.rewind()?;
+        if first == Some(b'[') {
+            return Ok(Source::Array(file));
         }
         Ok(Source::Lines(file, BLOCK))
+    }
+}
+
+/// A UTF-8 byte-order mark, which some tools write at the start of a file.
+const BOM: &[u8] = "\u{feff}".as_bytes();
+
+/// Longest record, in bytes of JSON text: MongoDB's limit for one document (16 MiB of BSON), so a
+/// file exported from Rocket.Chat's database never holds a longer one, while memory per record
+/// stays bounded.
+pub const MAX_RECORD_BYTES: usize = 16 << 20;
+
+/// Why a file's reader stopped early.
+enum ReadFailure {
+    /// The file could not be read.
+    Io(std::io::Error),
+    /// The text is not what an import accepts there (not UTF-8, not JSON, a record too long).
+    Record(RecordError),
+}
+
+impl From<std::io::Error> for ReadFailure {
+    fn from(e: std::io::Error) -> Self {
+        ReadFailure::Io(e)
+    }
+}
+
+/// The error for a record longer than [`MAX_RECORD_BYTES`] at `position`.
+fn too_long(position: String) -> ReadFailure {
+    ReadFailure::Record(RecordError {
+        position,
+        message: format!(
+            "longer than {} MiB, the limit for one record (MongoDB's for one document)",
+            MAX_RECORD_BYTES >> 20
+        ),
+    })
+}
+
+/// A reader that counts the bytes read through it and fails once one record (the bytes since
+/// `mark`) runs past [`MAX_RECORD_BYTES`], so that a huge element is never held whole.
+struct Counting<R> {
+    inner: R,
+    read: Rc<Cell<u64>>,
+    mark: Rc<Cell<u64>>,
+    over: Rc<Cell<bool>>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let read = self.read.get() + n as u64;
+        self.read.set(read);
+        if read - self.mark.get() > MAX_RECORD_BYTES as u64 + 1 {
+            self.over.set(true);
+            return Err(std::io::Error::other("record too long"));
+        }
+        Ok(n)
+    }
+}
+
+/// Reads a JSON array element by element with serde_json's own tokenizer over the file, and
+/// hands the elements' text out in units, until the array ends or `send` refuses (returns how
+/// many units it sent). Memory holds a
+/// unit (at most `CHUNK` records or about `BLOCK` bytes) and one record, whatever the file's size.
+fn read_array(
+    file: std::fs::File,
+    mut send: impl FnMut(Unit) -> bool,
+) -> Result<usize, ReadFailure> {
+    use serde::de::{Deserializer as _, Error as _, SeqAccess, Visitor};
+    use std::io::BufRead;
+
+    let mut reader = std::io::BufReader::with_capacity(64 << 10, file);
+    if reader.fill_buf()?.starts_with(BOM) {
+        reader.consume(BOM.len());
+    }
+    let (read, mark, over) = Default::default();
+    let counting = Counting {
+        inner: reader,
+        read: Rc::clone(&read),
+        mark: Rc::clone(&mark),
+        over: Rc::clone(&over),
+    };
+    let mut de = serde_json::Deserializer::from_reader(counting);
+    let index = Cell::new(0usize);
+    let sent = Cell::new(0usize);
+    let stopped = Cell::new(false);
+    let ended = Cell::new(false);
+
+    struct Elements<'a, F> {
+        send: &'a mut F,
+        index: &'a Cell<usize>,
+        sent: &'a Cell<usize>,
+        stopped: &'a Cell<bool>,
+        ended: &'a Cell<bool>,
+        read: &'a Cell<u64>,
+        mark: &'a Cell<u64>,
+    }
+    impl<'de, F: FnMut(Unit) -> bool> Visitor<'de> for Elements<'_, F> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an array of inquiry records")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut block = String::new();
+            let mut items = Vec::new();
+            loop {
+                self.mark.set(self.read.get());
+                let Some(raw) = seq.next_element::<Box<serde_json::value::RawValue>>()? else {
+                    self.ended.set(true);
+                    break;
+                };
+                let start = block.len();
+                block.push_str(raw.get());
+                items.push((self.index.get(), start..block.len()));
+                self.index.set(self.index.get() + 1);
+                if items.len() == CHUNK || block.len() >= BLOCK {
+                    let unit = Unit {
+                        block: Arc::new(std::mem::take(&mut block)),
+                        items: std::mem::take(&mut items),
+                    };
+                    if !(self.send)(unit) {
+                        self.stopped.set(true);
+                        return Err(A::Error::custom("stopped"));
+                    }
+                    self.sent.set(self.sent.get() + 1);
+                }
+            }
+            if !items.is_empty() {
+                if (self.send)(Unit {
+                    block: Arc::new(block),
+                    items,
+                }) {
+                    self.sent.set(self.sent.get() + 1);
+                } else {
+                    self.stopped.set(true);
+                }
+            }
+            Ok(())
+        }
+    }
+    let result = (&mut de)
+        .deserialize_seq(Elements {
+            send: &mut send,
+            index: &index,
+            sent: &sent,
+            stopped: &stopped,
+            ended: &ended,
+            read: &read,
+            mark: &mark,
+        })
+        .and_then(|()| de.end());
+    let n = index.get();
+    match result {
+        // The caller counts units, to know that every one sent was checked.
+        _ if stopped.get() => Ok(sent.get()),
+        Ok(()) => Ok(sent.get()),
+        Err(_) if over.get() => Err(too_long(format!("record {n}"))),
+        Err(e) if e.is_io() => Err(ReadFailure::Io(e.into())),
+        Err(e) => {
+            let at = format!("line {}, column {}", e.line(), e.column());
+            // serde_json's message ends with the position, which is given first here.
+            let shown = e.to_string();
+            let message = shown
+                .strip_suffix(&format!(" at line {} column {}", e.line(), e.column()))
+                .unwrap_or(&shown);
+            // Past the last element (`]` read), what is wrong is the file's, not a record's.
+            let position = if ended.get() {
+                at
+            } else {
+                format!("record {n}, {at}")
+            };
+            Err(ReadFailure::Record(RecordError {
+                position,
+                message: format!("not JSON: {message}"),
+            }))
+        }
     }
 }
 
@@ -183,7 +376,7 @@ fn read_lines(
     block: usize,
     mut send: impl FnMut(Unit) -> bool,
     stop: &std::sync::atomic::AtomicBool,
-) -> std::io::Result<usize> {
+) -> Result<usize, ReadFailure> {
     use std::io::Read;
     let mut carry: Vec<u8> = Vec::new();
     let mut number = 1;
@@ -203,6 +396,9 @@ fn read_lines(
         } else {
             match buf.iter().rposition(|&b| b == b'\n') {
                 Some(i) => i + 1,
+                None if buf.len() > MAX_RECORD_BYTES + 2 => {
+                    return Err(too_long(format!("line {number}")));
+                }
                 None => {
                     carry = buf;
                     continue;
@@ -215,6 +411,9 @@ fn read_lines(
         }
         let text = String::from_utf8(buf).map_err(|e| not_utf8(number, &e))?;
         let (items, next) = lines(&text, number);
+        if let Some((line, _)) = items.iter().find(|(_, r)| r.len() > MAX_RECORD_BYTES) {
+            return Err(too_long(format!("line {line}")));
+        }
         number = next;
         for unit in chunk(&Arc::new(text), items) {
             if !send(unit) {
@@ -228,14 +427,65 @@ fn read_lines(
     }
 }
 
-/// The error for a block that is not UTF-8, naming the line (the block's first is `number`).
-fn not_utf8(number: usize, e: &std::string::FromUtf8Error) -> std::io::Error {
-    let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+/// The error for a block that is not UTF-8, naming the line (the block's first is `number`) and
+/// the column (in bytes from 1, as serde_json counts them) of the first byte that is not.
+fn not_utf8(number: usize, e: &std::string::FromUtf8Error) -> ReadFailure {
+    let bytes = e.as_bytes();
+    let at = e.utf8_error().valid_up_to();
+    let valid = &bytes[..at];
     let line = number + valid.iter().filter(|&&b| b == b'\n').count();
-    std::io::Error::new(
-        std::io::ErrorKind::InvalidData,
-        format!("line {line}: not UTF-8 ({e})"),
-    )
+    let column = at - valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
+    let bad = &bytes[at..bytes
+        .len()
+        .min(at + e.utf8_error().error_len().unwrap_or(1))];
+    let shown: Vec<String> = bad.iter().map(|b| format!("0x{b:02x}")).collect();
+    ReadFailure::Record(RecordError {
+        position: format!("line {line}, column {column}"),
+        message: format!("not UTF-8 (byte {})", shown.join(" ")),
+    })
+}
+
+/// The error for the NDJSON record on line `number`, starting at byte `start` of `block`: when
+/// serde_json's message ends with a position in the record, it becomes the line's column.
+fn line_error(block: &str, number: usize, start: usize, message: String) -> RecordError {
+    let at_line = |message: &str| {
+        let (rest, column) = message.rsplit_once(" column ")?;
+        let column: usize = column.parse().ok()?;
+        let (rest, line) = rest.rsplit_once(" at line ")?;
+        (line == "1").then_some((rest.len(), column))
+    };
+    let Some((cut, column)) = at_line(&message) else {
+        return RecordError {
+            position: format!("line {number}"),
+            message,
+        };
+    };
+    let mut line_start = block[..start].rfind('\n').map_or(0, |i| i + 1);
+    if line_start == 0 && block.starts_with('\u{feff}') {
+        line_start = '\u{feff}'.len_utf8();
+    }
+    RecordError {
+        position: format!("line {number}, column {}", start - line_start + column),
+        message: message[..cut].to_owned(),
+    }
+}
+
+/// Where the records handed to a sink (all good, in file order) are in their file.
+struct Places {
+    is_array: bool,
+    /// Each record's index (array) or line (NDJSON).
+    numbers: Vec<usize>,
+}
+
+impl Places {
+    /// "record 3" (JSON array) or "line 12" (NDJSON), for a record's index or line.
+    fn name(&self, number: usize) -> String {
+        if self.is_array {
+            format!("record {number}")
+        } else {
+            format!("line {number}")
+        }
+    }
 }
 
 /// A checked record: its `_id`, `rid` and document, or what is wrong with it.
@@ -253,7 +503,7 @@ enum Doc {
 /// report up to `MAX_ERRORS`. Returns how many records there were.
 fn check_in_order<E>(
     source: Source,
-    mut sink: impl FnMut(Vec<InquiryRecord<'_>>) -> Result<(), E>,
+    mut sink: impl FnMut(Vec<InquiryRecord<'_>>, Places) -> Result<(), E>,
 ) -> Result<usize, Failure<E>> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Mutex, mpsc};
@@ -262,7 +512,10 @@ fn check_in_order<E>(
     // vs 1.60-1.70 s for 200,000 records), as the storing thread is the slower one.
     let threads =
         std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1));
-    let is_array = matches!(source, Source::Whole { is_array: true, .. });
+    let is_array = matches!(
+        source,
+        Source::Whole { is_array: true, .. } | Source::Array(_)
+    );
     let stop = AtomicBool::new(false);
     let mut errors = Vec::new();
     let mut sink_error = None;
@@ -290,6 +543,7 @@ fn check_in_order<E>(
                     Ok(n)
                 }
                 Source::Lines(file, block) => read_lines(file, block, send, stop),
+                Source::Array(file) => read_array(file, send),
             }
         });
         let workers: Vec<_> = (0..threads)
@@ -345,18 +599,21 @@ fn check_in_order<E>(
                                 Doc::Rewritten(s) => Cow::Owned(s),
                             },
                         }),
-                        Err(message) => errors.push(RecordError {
-                            position: if is_array {
-                                format!("record {number}")
-                            } else {
-                                format!("line {number}")
-                            },
+                        Err(message) if is_array => errors.push(RecordError {
+                            position: format!("record {number}"),
                             message,
                         }),
+                        Err(message) => {
+                            errors.push(line_error(&unit.block, *number, range.start, message))
+                        }
                     }
                 }
+                let places = Places {
+                    is_array,
+                    numbers: unit.items.iter().map(|(n, _)| *n).collect(),
+                };
                 if errors.is_empty()
-                    && let Err(e) = sink(good)
+                    && let Err(e) = sink(good, places)
                 {
                     sink_error = Some(e);
                 }
@@ -385,12 +642,15 @@ fn check_in_order<E>(
     if let Some(e) = sink_error {
         return Err(Failure::Sink(e));
     }
+    // The reader stops at text it cannot read, after every record before it was checked.
+    match read {
+        Some(ReadFailure::Record(e)) => errors.push(e),
+        Some(ReadFailure::Io(e)) if errors.is_empty() => return Err(Failure::Read(e)),
+        _ => {}
+    }
     if !errors.is_empty() {
         errors.truncate(MAX_ERRORS);
         return Err(Failure::Invalid(errors));
-    }
-    if let Some(e) = read {
-        return Err(Failure::Read(e));
     }
     if panicked || due != produced {
         return Err(Failure::Invalid(vec![RecordError {
@@ -646,7 +906,7 @@ mod tests {
     fn a_bad_record_or_a_failing_sink_stops_storing() {
         let text = ndjson(CHUNK * 6, &[CHUNK * 2 + 5]);
         let mut stored = 0;
-        let result = check_in_order(Source::whole(text.clone()).unwrap(), |chunk| {
+        let result = check_in_order(Source::whole(text.clone()).unwrap(), |chunk, _| {
             stored += chunk.len();
             Ok::<(), ()>(())
         });
@@ -654,7 +914,7 @@ mod tests {
         assert_eq!(stored, CHUNK * 2, "only the chunks before the bad one");
         let text = ndjson(CHUNK * 6, &[]);
         let mut calls = 0;
-        let result = check_in_order(Source::whole(text.clone()).unwrap(), |_| {
+        let result = check_in_order(Source::whole(text.clone()).unwrap(), |_, _| {
             calls += 1;
             if calls == 3 { Err("disk full") } else { Ok(()) }
         });
@@ -668,7 +928,7 @@ mod tests {
         std::io::Write::write_all(&mut file, text).unwrap();
         std::io::Seek::rewind(&mut file).unwrap();
         let mut ids = Vec::new();
-        check_in_order(Source::Lines(file, block), |chunk| {
+        check_in_order(Source::Lines(file, block), |chunk, _| {
             ids.extend(chunk.into_iter().map(|r| r.id));
             Ok::<(), ()>(())
         })
@@ -721,7 +981,7 @@ mod tests {
         text.extend_from_slice(b"{\"_id\":\"b\xff\",\"rid\":\"r\"}\n");
         let errs = stream(&text, 256).unwrap_err();
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].starts_with("read: line 51: not UTF-8"), "{errs:?}");
+        assert_eq!(errs, ["line 51, column 10: not UTF-8 (byte 0xff)"]);
     }
 
     #[test]
@@ -751,6 +1011,54 @@ pub enum ImportError {
     },
 }
 
+/// Why storing a file's records stopped.
+enum Stop {
+    Db(rusqlite::Error),
+    /// An `_id` the file already held.
+    Duplicate(RecordError),
+}
+
+/// Records each `_id` of `chunk` as seen in this file, or names the first one it already held.
+/// A collection's export holds each `_id` once (it is the primary key), so a repeat means a file
+/// put together wrongly (two exports concatenated, an edited copy), and which copy is current
+/// cannot be known from it: the file is refused, naming both places, rather than the last copy
+/// silently winning.
+fn once_each(
+    tx: &rusqlite::Transaction,
+    chunk: &[InquiryRecord],
+    places: &Places,
+) -> Result<(), Stop> {
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO temp.import_ids (id, at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )
+        .map_err(Stop::Db)?;
+    for (record, &number) in chunk.iter().zip(&places.numbers) {
+        if insert
+            .execute((&record.id, number as i64))
+            .map_err(Stop::Db)?
+            == 0
+        {
+            let first: i64 = tx
+                .query_row(
+                    "SELECT at FROM temp.import_ids WHERE id = ?1",
+                    [&record.id],
+                    |row| row.get(0),
+                )
+                .map_err(Stop::Db)?;
+            return Err(Stop::Duplicate(RecordError {
+                position: places.name(number),
+                message: format!(
+                    "_id {:?} again (first at {}): a file may hold each _id once",
+                    record.id,
+                    places.name(first as usize)
+                ),
+            }));
+        }
+    }
+    Ok(())
+}
+
 /// Imports one file in one transaction; returns how many records it held. Records are stored
 /// while later ones are still being checked; a bad record rolls the whole file back.
 pub fn import_file(
@@ -773,7 +1081,7 @@ pub fn import_file(
             source,
         },
     };
-    let source = Source::open(path).map_err(failed)?;
+    let source = Source::open(path).map_err(|e| failed(Failure::Read(e)))?;
     let db_err = |source| failed(Failure::Sink(source));
     // A large file's pages stay in memory longer before spilling to the WAL mid-transaction.
     conn.pragma_update(None, "cache_size", -64 * 1024)
@@ -781,10 +1089,24 @@ pub fn import_file(
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(db_err)?;
-    let count = check_in_order(source, |chunk| {
-        crate::db::inquiries::upsert_all(&tx, &chunk)
+    // Each `_id` this file has stored, and where: a temporary table (spilled to a temporary file
+    // as it grows, so memory stays bounded), emptied for each file.
+    tx.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS import_ids (id TEXT PRIMARY KEY, at INTEGER NOT NULL)
+           WITHOUT ROWID;
+         DELETE FROM temp.import_ids;",
+    )
+    .map_err(db_err)?;
+    let count = check_in_order(source, |chunk, places| {
+        once_each(&tx, &chunk, &places)?;
+        crate::db::inquiries::upsert_all(&tx, &chunk).map_err(Stop::Db)
     })
-    .map_err(failed)?;
+    .map_err(|failure| match failure {
+        Failure::Sink(Stop::Duplicate(e)) => failed(Failure::Invalid(vec![e])),
+        Failure::Sink(Stop::Db(e)) => failed(Failure::Sink(e)),
+        Failure::Invalid(e) => failed(Failure::Invalid(e)),
+        Failure::Read(e) => failed(Failure::Read(e)),
+    })?;
     let stored = started.elapsed();
     tx.commit().map_err(db_err)?;
     log::debug!(

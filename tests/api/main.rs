@@ -9,6 +9,7 @@ mod flood;
 mod get_one;
 mod helpers;
 mod hostile;
+mod import;
 mod load;
 mod login;
 mod plugin_inputs;
