@@ -166,26 +166,6 @@ pub fn compile_bytes(
         )]);
     }
     let mut budget = Budget::new(budget, bytes.len() as u64, json_values);
-    let file = match deserialize_file(path, &value) {
-        Ok(f) => f,
-        Err(mut errors) => {
-            // the ops that did parse may have errors of meaning too: report them in the same pass
-            let mut ctx = Compiler {
-                dir,
-                path,
-                errors: Vec::new(),
-                tables: HashMap::new(),
-                inputs,
-                budget: &mut budget,
-            };
-            for (at, op) in parsed_ops(path, &value) {
-                ctx.op(&op, &at);
-            }
-            errors.append(&mut ctx.errors);
-            errors.sort_by_key(pointer_order);
-            return Err(errors);
-        }
-    };
     let mut ctx = Compiler {
         dir,
         path,
@@ -193,6 +173,18 @@ pub fn compile_bytes(
         tables: HashMap::new(),
         inputs,
         budget: &mut budget,
+    };
+    let file = match deserialize_file(path, &value) {
+        Ok(f) => f,
+        Err(mut errors) => {
+            // the ops that did parse may have errors of meaning too: report them in the same pass
+            for (at, op) in parsed_ops(path, &value) {
+                ctx.op(&op, &at);
+            }
+            errors.append(&mut ctx.errors);
+            errors.sort_by_key(pointer_order);
+            return Err(errors);
+        }
     };
     let hooks = file
         .hooks

@@ -531,15 +531,6 @@ fn a_database_copied_over_the_file_is_left_intact_by_the_stop() {
     assert_eq!(rows(&db, "users"), 0);
 }
 
-/// Makes a FIFO at `path` (nobody ever writes to it: a blocking open of it never returns).
-fn mkfifo(path: &Path) {
-    let ok = Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "mkfifo {}", path.display());
-}
-
 /// No command waits on a file that is not a regular one where it reads a file: a FIFO with no
 /// writer as the file to import, the configuration file, the database or any file beside it
 /// (lock, journal, WAL, shm), or `/dev/zero` to import, is refused at once with what it is. Before,

@@ -213,6 +213,15 @@ pub fn import_files(db: &Path, files: &[&Path]) -> Output {
     cli_with_stdin(db, &args, None)
 }
 
+/// Makes a FIFO at `path` (nobody ever writes to it: a blocking open of it never returns).
+pub fn mkfifo(path: &Path) {
+    let ok = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "mkfifo {}", path.display());
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -28,14 +28,6 @@ fn run_within(args: &[&str], dir: &Path, limit: Duration) -> Option<Output> {
     exited.then_some(out)
 }
 
-fn mkfifo(path: &Path) {
-    let ok = Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "mkfifo {}", path.display());
-}
-
 /// Opens every FIFO given for writing (without blocking) when dropped, so that a reader stuck in
 /// `open` on one (the code under test, when it is wrong) is released and the test fails instead of
 /// hanging.
