@@ -545,10 +545,15 @@ impl Descriptors {
     }
 }
 
-/// A logger that passes everything to `inner` except that actix's accept error, logged every
-/// 500 ms while it lasts (for "Too many open files": until a descriptor frees up), is written once
-/// and then at most once a minute, with how often it recurred meanwhile.
-pub struct QuietAcceptErrors<L> {
+/// A logger that passes everything to `inner` except two kinds of actix records about connections:
+/// - the accept error, logged every 500 ms while it lasts (for "Too many open files": until a
+///   descriptor frees up), is written once and then at most once a minute, with how often it
+///   recurred meanwhile;
+/// - the HTTP/1 dispatcher's "stream error" (a request it cannot parse: too many headers, a bad
+///   request line, garbage; or a connection reset or timed out by the guard) is the client's doing,
+///   not the server's: it goes to the log at debug level instead of error, so a client cannot fill
+///   the operator's log with ERROR lines.
+pub struct QuietConnectionErrors<L> {
     inner: L,
     state: std::sync::Mutex<AcceptErrors>,
 }
@@ -559,12 +564,15 @@ struct AcceptErrors {
     suppressed: u64,
 }
 
+/// Where actix-http's HTTP/1 dispatcher logs (through `tracing`'s `log` records).
+const DISPATCHER_TARGET: &str = "actix_http::h1::dispatcher";
+
 /// How often a recurring accept error is written.
 const ACCEPT_ERROR_EVERY: Duration = Duration::from_secs(60);
 
-impl<L: log::Log> QuietAcceptErrors<L> {
+impl<L: log::Log> QuietConnectionErrors<L> {
     pub fn new(inner: L) -> Self {
-        QuietAcceptErrors {
+        QuietConnectionErrors {
             inner,
             state: std::sync::Mutex::new(AcceptErrors::default()),
         }
@@ -585,13 +593,28 @@ impl<L: log::Log> QuietAcceptErrors<L> {
     }
 }
 
-impl<L: log::Log> log::Log for QuietAcceptErrors<L> {
+impl<L: log::Log> log::Log for QuietConnectionErrors<L> {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
         self.inner.enabled(metadata)
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        if record.target() != "actix_server::accept" || record.level() != log::Level::Error {
+        if record.level() != log::Level::Error {
+            return self.inner.log(record);
+        }
+        if record.target() == DISPATCHER_TARGET {
+            let text = record.args().to_string();
+            if let Some(cause) = text.strip_prefix("stream error: ") {
+                return self.inner.log(
+                    &log::Record::builder()
+                        .args(format_args!("client connection closed: {cause}"))
+                        .level(log::Level::Debug)
+                        .target(record.target())
+                        .build(),
+                );
+            }
+        }
+        if record.target() != "actix_server::accept" {
             return self.inner.log(record);
         }
         let Some(suppressed) = self.admit(std::time::Instant::now()) else {
@@ -638,7 +661,7 @@ mod tests {
             }
             fn flush(&self) {}
         }
-        let quiet = QuietAcceptErrors::new(Sink(std::sync::Mutex::new(Vec::new())));
+        let quiet = QuietConnectionErrors::new(Sink(std::sync::Mutex::new(Vec::new())));
         let t0 = std::time::Instant::now();
         assert_eq!(quiet.admit(t0), Some(0));
         for i in 1..120 {
@@ -665,6 +688,53 @@ mod tests {
         );
         let written = quiet.inner.0.lock().unwrap().clone();
         assert_eq!(written, vec!["other".to_string()], "{written:?}");
+    }
+
+    #[test]
+    fn a_request_actix_cannot_parse_is_logged_at_debug_not_as_a_server_error() {
+        struct Sink(std::sync::Mutex<Vec<(log::Level, String)>>);
+        impl log::Log for Sink {
+            fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+                true
+            }
+            fn log(&self, record: &log::Record<'_>) {
+                let line = (record.level(), record.args().to_string());
+                self.0.lock().unwrap().push(line);
+            }
+            fn flush(&self) {}
+        }
+        let quiet = QuietConnectionErrors::new(Sink(std::sync::Mutex::new(Vec::new())));
+        let error = |target: &'static str, args: std::fmt::Arguments<'_>| {
+            log::Log::log(
+                &quiet,
+                &log::Record::builder()
+                    .args(args)
+                    .level(log::Level::Error)
+                    .target(target)
+                    .build(),
+            )
+        };
+        error(
+            DISPATCHER_TARGET,
+            format_args!("stream error: request parse error: too many headers"),
+        );
+        error(
+            DISPATCHER_TARGET,
+            format_args!("Response payload stream error: x"),
+        );
+        error("inquiryd::db", format_args!("stream error: not actix's"));
+        let written = quiet.inner.0.lock().unwrap().clone();
+        assert_eq!(
+            written,
+            vec![
+                (
+                    log::Level::Debug,
+                    "client connection closed: request parse error: too many headers".into()
+                ),
+                (log::Level::Error, "Response payload stream error: x".into()),
+                (log::Level::Error, "stream error: not actix's".into()),
+            ]
+        );
     }
 
     #[test]

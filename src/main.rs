@@ -13,8 +13,9 @@ fn main() {
         }))
         .build();
     let level = logger.filter();
-    // Descriptors running out makes actix log an accept error twice a second: keep it readable.
-    if log::set_boxed_logger(Box::new(inquiryd::conn::QuietAcceptErrors::new(logger))).is_ok() {
+    // Descriptors running out makes actix log an accept error twice a second, and a request it
+    // cannot parse is logged as an ERROR: keep the log readable (see the wrapper's doc).
+    if log::set_boxed_logger(Box::new(inquiryd::conn::QuietConnectionErrors::new(logger))).is_ok() {
         log::set_max_level(level);
     }
     std::process::exit(inquiryd::cli::run(cli));
