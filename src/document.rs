@@ -39,6 +39,9 @@ pub struct Problem {
     /// The JSON Pointer of the value the problem is in (`""`: the whole document).
     pub pointer: String,
     pub message: String,
+    /// Where in the text the problem was found (line and column from 1, as serde_json counts
+    /// them), when the walk through the text found it; `None` for a rule checked afterwards.
+    pub at: Option<(usize, usize)>,
 }
 
 /// Longest pointer shown in a message; a longer one is cut (keys may be long, and a pointer
@@ -66,6 +69,7 @@ impl Problem {
         Problem {
             pointer: String::new(),
             message: message.into(),
+            at: None,
         }
     }
 
@@ -73,6 +77,7 @@ impl Problem {
         Problem {
             pointer: format!("/{}", escape(name)),
             message: message.into(),
+            at: None,
         }
     }
 }
@@ -246,7 +251,10 @@ fn walk_once(
             let message = match ctx.own.take() {
                 Some(own) => own,
                 None => {
+                    // the position goes in `at`, where every reader of the problem finds it
                     let said = e.to_string();
+                    let suffix = format!(" at line {} column {}", e.line(), e.column());
+                    let said = said.strip_suffix(&suffix).unwrap_or(&said).to_owned();
                     if said.contains("escape") {
                         // A lone surrogate (`"\ud800"`) is no character: no reader can hold it.
                         format!("not Unicode text: {said}")
@@ -257,7 +265,12 @@ fn walk_once(
                     }
                 }
             };
-            Err(Problem { pointer, message })
+            let at = (e.line() > 0).then(|| (e.line(), e.column()));
+            Err(Problem {
+                pointer,
+                message,
+                at,
+            })
         }
     }
 }
@@ -616,10 +629,9 @@ mod tests {
 
     #[test]
     fn numbers_serde_json_cannot_hold_are_refused() {
-        assert_eq!(
-            problem(r#"{"_id":"a","rid":"r","v":{"n":[1,1e400]}}"#),
-            r#"field "/v/n/1": number out of range at line 1 column 38"#
-        );
+        let text = r#"{"_id":"a","rid":"r","v":{"n":[1,1e400]}}"#;
+        assert_eq!(problem(text), r#"field "/v/n/1": number out of range"#);
+        assert_eq!(check(text).err().and_then(|p| p.at), Some((1, 38)));
         assert!(check(r#"{"_id":"a","rid":"r","n":-1e308,"m":18446744073709551615}"#).is_ok());
         assert!(
             check(r#"{"_id":"a","rid":"r","m":-9223372036854775808,"f":1234567890123456789012.5}"#)

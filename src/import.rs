@@ -397,7 +397,7 @@ fn read_lines(
             match buf.iter().rposition(|&b| b == b'\n') {
                 Some(i) => i + 1,
                 None if buf.len() > MAX_RECORD_BYTES + 2 => {
-                    return Err(too_long(format!("line {number}")));
+                    return Err(too_long(format!("line {number}, column 1")));
                 }
                 None => {
                     carry = buf;
@@ -412,7 +412,7 @@ fn read_lines(
         let text = String::from_utf8(buf).map_err(|e| not_utf8(number, &e))?;
         let (items, next) = lines(&text, number);
         if let Some((line, _)) = items.iter().find(|(_, r)| r.len() > MAX_RECORD_BYTES) {
-            return Err(too_long(format!("line {line}")));
+            return Err(too_long(format!("line {line}, column 1")));
         }
         number = next;
         for unit in chunk(&Arc::new(text), items) {
@@ -446,7 +446,9 @@ fn not_utf8(number: usize, e: &std::string::FromUtf8Error) -> ReadFailure {
 }
 
 /// The error for the NDJSON record on line `number`, starting at byte `start` of `block`: when
-/// serde_json's message ends with a position in the record, it becomes the line's column.
+/// the message ends with a position in the record (serde_json's ` at line 1 column C`, or
+/// [`located`]'s), it becomes the line's column; a problem of the whole record (a member missing,
+/// say) is placed at the record's first column.
 fn line_error(block: &str, number: usize, start: usize, message: String) -> RecordError {
     let at_line = |message: &str| {
         let (rest, column) = message.rsplit_once(" column ")?;
@@ -454,19 +456,17 @@ fn line_error(block: &str, number: usize, start: usize, message: String) -> Reco
         let (rest, line) = rest.rsplit_once(" at line ")?;
         (line == "1").then_some((rest.len(), column))
     };
-    let Some((cut, column)) = at_line(&message) else {
-        return RecordError {
-            position: format!("line {number}"),
-            message,
-        };
-    };
     let mut line_start = block[..start].rfind('\n').map_or(0, |i| i + 1);
     if line_start == 0 && block.starts_with('\u{feff}') {
         line_start = '\u{feff}'.len_utf8();
     }
+    let (message, column) = match at_line(&message) {
+        Some((cut, column)) => (message[..cut].to_owned(), column),
+        None => (message, 1),
+    };
     RecordError {
         position: format!("line {number}, column {}", start - line_start + column),
-        message: message[..cut].to_owned(),
+        message,
     }
 }
 
@@ -478,6 +478,16 @@ struct Places {
 }
 
 impl Places {
+    /// Where an error about a whole record points: "record 3" (JSON array), or "line 12,
+    /// column 1" (NDJSON: every NDJSON error names a line and a column).
+    fn position(&self, number: usize) -> String {
+        if self.is_array {
+            format!("record {number}")
+        } else {
+            format!("line {number}, column 1")
+        }
+    }
+
     /// "record 3" (JSON array) or "line 12" (NDJSON), for a record's index or line.
     fn name(&self, number: usize) -> String {
         if self.is_array {
@@ -601,7 +611,11 @@ fn check_in_order<E>(
                         }),
                         Err(message) if is_array => errors.push(RecordError {
                             position: format!("record {number}"),
-                            message,
+                            // a position within the record's own text would not be the file's
+                            message: match message.rsplit_once(" at line ") {
+                                Some((text, at)) if at.contains(" column ") => text.to_owned(),
+                                _ => message,
+                            },
                         }),
                         Err(message) => {
                             errors.push(line_error(&unit.block, *number, range.start, message))
@@ -672,7 +686,7 @@ fn record(text: &str) -> Result<InquiryRecord<'_>, String> {
     if text.contains("\"$") {
         // Extended JSON (keys like `$date`): rewrite through a tree, once the text is known to
         // be one that parses into a tree and back without loss.
-        document::check_extended(text, WRAPPER_DEPTH).map_err(|p| p.to_string())?;
+        document::check_extended(text, WRAPPER_DEPTH).map_err(located)?;
         let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
         let Value::Object(map) = from_extended(value, "")? else {
             return Err("not a JSON object".into());
@@ -687,7 +701,7 @@ fn record(text: &str) -> Result<InquiryRecord<'_>, String> {
         });
     }
     // Plain JSON: stream it to compact form, keeping key order and numbers, without a tree.
-    let checked = document::check(text).map_err(|p| p.to_string())?;
+    let checked = document::check(text).map_err(located)?;
     let (id, rid) = (checked.id.into_owned(), checked.rid.into_owned());
     if is_compact(text) {
         // Already compact (mongoexport and most exports are): store the text as it came.
@@ -707,6 +721,15 @@ fn record(text: &str) -> Result<InquiryRecord<'_>, String> {
         rid,
         doc: doc.into(),
     })
+}
+
+/// A problem with a record's text, ending with its position in that text the way serde_json ends
+/// its messages (` at line L column C`), which [`line_error`] turns into the file's line and column.
+fn located(p: document::Problem) -> String {
+    match p.at {
+        Some((line, column)) => format!("{p} at line {line} column {column}"),
+        None => p.to_string(),
+    }
 }
 
 /// Whether valid JSON text has no whitespace outside its strings.
@@ -841,10 +864,13 @@ mod tests {
             parse("{\"_id\":\"a\",\"rid\":\"r\"}\n{\"_id\":\"b\"}\n{\"_id\":3,\"rid\":\"x\"}\n")
                 .err()
                 .unwrap();
-        assert_eq!(errs[0].to_string(), "line 2: field \"/rid\": missing");
+        assert_eq!(
+            errs[0].to_string(),
+            "line 2, column 1: field \"/rid\": missing"
+        );
         assert_eq!(
             errs[1].to_string(),
-            "line 3: field \"/_id\": must be a string, found a number"
+            "line 3, column 1: field \"/_id\": must be a string, found a number"
         );
         let errs = parse(r#"[{"_id":"a","rid":"r"},{"_id":"b","rid":null}]"#)
             .err()
@@ -891,14 +917,17 @@ mod tests {
             .err()
             .unwrap();
         let at: Vec<_> = errs.iter().map(|e| e.position.as_str()).collect();
-        let (second, last) = (format!("line {}", CHUNK + 1), format!("line {}", CHUNK * 4));
-        assert_eq!(at, ["line 3", second.as_str(), last.as_str()]);
+        let (second, last) = (
+            format!("line {}, column 1", CHUNK + 1),
+            format!("line {}, column 1", CHUNK * 4),
+        );
+        assert_eq!(at, ["line 3, column 1", second.as_str(), last.as_str()]);
         let many: Vec<usize> = (1..=CHUNK * 3).step_by(7).collect();
         let errs = parse(&ndjson(CHUNK * 3, &many)).err().unwrap();
         assert_eq!(errs.len(), MAX_ERRORS);
         assert_eq!(
             errs[MAX_ERRORS - 1].position,
-            format!("line {}", many[MAX_ERRORS - 1])
+            format!("line {}, column 1", many[MAX_ERRORS - 1])
         );
     }
 
@@ -972,7 +1001,7 @@ mod tests {
             "{\"_id\":\"a\",\"rid\":\"r\"}\n\n".repeat(700)
         );
         let errs = stream(bad.as_bytes(), 1000).unwrap_err();
-        assert_eq!(errs, ["line 1401: field \"/rid\": missing"]);
+        assert_eq!(errs, ["line 1401, column 1: field \"/rid\": missing"]);
     }
 
     #[test]
@@ -1047,7 +1076,7 @@ fn once_each(
                 )
                 .map_err(Stop::Db)?;
             return Err(Stop::Duplicate(RecordError {
-                position: places.name(number),
+                position: places.position(number),
                 message: format!(
                     "_id {:?} again (first at {}): a file may hold each _id once",
                     record.id,

@@ -184,6 +184,16 @@ fn every_error_names_its_line_and_column_or_its_record() {
             [&good[..], b"{\"_id\":\"b\",\"rid\":\"r\", x}\n"].concat(),
             "line 2, column 23: not JSON: key must be a string",
         ),
+        // A problem found inside a record: the column where the walk through it stopped.
+        (
+            "field.ndjson",
+            [
+                &good[..],
+                b"{\"_id\":\"b\",\"rid\":\"r\",\"v\":{\"k\":1,\"k\":2}}\n",
+            ]
+            .concat(),
+            "line 2, column 35: field \"/v/k\": is named twice in its object (readers disagree on which value counts)",
+        ),
         // In an array there was no position at all.
         (
             "utf8.json",
@@ -233,13 +243,13 @@ fn one_record_is_bounded_and_the_one_too_long_is_named() {
     let ndjson = format!("{small}\n\n{long}\n{small}\n");
     let err = refused("long.ndjson", ndjson.as_bytes());
     assert!(
-        problem(&err, "long.ndjson").starts_with("line 3: longer than 16 MiB"),
+        problem(&err, "long.ndjson").starts_with("line 3, column 1: longer than 16 MiB"),
         "{err}"
     );
     // No newline at all: the line is refused as it grows, not once the file is read.
     let err = refused("one-line.ndjson", long.repeat(3).as_bytes());
     assert!(
-        problem(&err, "one-line.ndjson").starts_with("line 1: longer than 16 MiB"),
+        problem(&err, "one-line.ndjson").starts_with("line 1, column 1: longer than 16 MiB"),
         "{err}"
     );
     let (dir, db) = tmp();
@@ -278,7 +288,7 @@ fn shapes_are_told_apart_after_any_blank_lines() {
     let err = refused("n.ndjson", ndjson.as_bytes());
     assert_eq!(
         problem(&err, "n.ndjson"),
-        "line 66: field \"/rid\": missing"
+        "line 66, column 1: field \"/rid\": missing"
     );
 }
 
@@ -291,7 +301,7 @@ fn an_id_twice_in_one_file_is_refused_naming_both_places() {
     let err = refused("dup.ndjson", ndjson.as_bytes());
     assert_eq!(
         problem(&err, "dup.ndjson"),
-        "line 4: _id \"a\" again (first at line 1): a file may hold each _id once"
+        "line 4, column 1: _id \"a\" again (first at line 1): a file may hold each _id once"
     );
     // Extended JSON is compared as stored: `{"$oid": "a"}` is the `_id` "a".
     let array = r#"[{"_id":"a","rid":"r1"},{"_id":"b","rid":"r"},{"_id":{"$oid":"a"},"rid":"r2"}]"#;
@@ -308,7 +318,7 @@ fn an_id_twice_in_one_file_is_refused_naming_both_places() {
     let err = refused("many.ndjson", many.as_bytes());
     assert_eq!(
         problem(&err, "many.ndjson"),
-        "line 2001: _id \"i7\" again (first at line 8): a file may hold each _id once"
+        "line 2001, column 1: _id \"i7\" again (first at line 8): a file may hold each _id once"
     );
     let (dir, db) = tmp();
     let (one, two) = (dir.path().join("1.ndjson"), dir.path().join("2.ndjson"));

@@ -34,9 +34,15 @@ fn a_record_nested_too_deep_is_refused_with_its_line_or_index_and_field() {
     let db = d.path().join("s.sqlite3");
     let deep = nested("deep", "deep-room", 100_000);
     let pointer = too_deep_pointer();
+    // The column (from 1) of the first array too deep: the 100th `[`.
+    let column = deep.find('[').unwrap() + 100;
     let shapes = [
-        ("deep.ndjson", format!("{GOOD}\n{deep}\n"), "line 2"),
-        ("deep.json", format!("[{GOOD},\n{deep}]"), "record 1"),
+        (
+            "deep.ndjson",
+            format!("{GOOD}\n{deep}\n"),
+            format!("line 2, column {column}"),
+        ),
+        ("deep.json", format!("[{GOOD},\n{deep}]"), "record 1".into()),
     ];
     for (name, text, position) in shapes {
         let file = d.path().join(name);
