@@ -10,7 +10,7 @@ use actix_web::middleware::{Condition, Logger};
 use actix_web::{App, web};
 
 use crate::api::livechat::RenderMemo;
-use crate::api::{self, ApiError};
+use crate::api::{self, ApiError, AppState};
 use crate::auth::throttle::Throttle;
 use crate::auth::{AuthCache, tokens};
 use crate::config::Config;
@@ -19,27 +19,11 @@ use crate::db::{self, Pool, reader::WorkerReader};
 use crate::periodic::Periodic;
 use crate::plugins::PluginHost;
 
-/// Largest request body accepted; more is a 413.
-pub const MAX_BODY: usize = 64 * 1024;
-
 /// The demo user and token of the contract (section 6), seeded once when `[demo] enabled`.
 pub const DEMO_USER_ID: &str = "rbAXPnMktTFbNpwtJ";
 pub const DEMO_USERNAME: &str = "demo.agent";
 pub const DEMO_TOKEN: &str = "RScctEHSmLGZGywfIhWyRpyofhKOiMoUIpimhvheU3f";
 const DEMO_INQUIRIES: &str = include_str!("demo-inquiries.json");
-
-/// What every handler shares.
-pub struct AppState {
-    pub pool: Pool,
-    /// Whether the database path still names the file in use (`/health`, 503s).
-    pub db_watch: Arc<db::file::DbWatch>,
-    pub auth: Arc<AuthCache>,
-    pub plugins: Arc<PluginHost>,
-    pub throttle: Throttle,
-    pub token_ttl_days: u32,
-    /// The password verification slots (bounded concurrency and memory for logins).
-    pub verifier: crate::auth::passwords::Verifier,
-}
 
 /// Why the server did not start; [`StartError::exit_code`] is what the process returns.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +45,8 @@ pub enum StartError {
     Signals(std::io::Error),
     #[error("cannot start the auth poller thread: {0}")]
     Poller(std::io::Error),
+    #[error("cannot start the audit pruning thread: {0}")]
+    AuditPruner(std::io::Error),
     #[error("cannot start the login verification threads: {0}")]
     Verifier(std::io::Error),
 }
@@ -81,6 +67,7 @@ pub struct Application {
     port: u16,
     _poller: Periodic,
     _checkpointer: Periodic,
+    _audit_pruner: Option<Periodic>,
 }
 
 impl Application {
@@ -120,6 +107,8 @@ impl Application {
         });
         let poller = auth.spawn_poller().map_err(StartError::Poller)?;
         let checkpointer = db::checkpointer::spawn(&config.database.path, db_watch.clone())?;
+        let audit_pruner = spawn_audit_pruner(&state.pool, config.audit.retention_days)
+            .map_err(StartError::AuditPruner)?;
         let listener =
             TcpListener::bind(&config.server.bind).map_err(|source| StartError::Bind {
                 addr: config.server.bind.clone(),
@@ -197,6 +186,7 @@ impl Application {
             port,
             _poller: poller,
             _checkpointer: checkpointer,
+            _audit_pruner: audit_pruner,
         })
     }
 
@@ -217,6 +207,31 @@ impl Application {
         } = self;
         server.await
     }
+}
+
+/// Prunes the audit trail now and then daily (`[audit] retention_days`; 0 keeps everything and
+/// starts no thread). A failure is logged and the next round tries again.
+fn spawn_audit_pruner(pool: &db::Pool, retention_days: u32) -> std::io::Result<Option<Periodic>> {
+    if retention_days == 0 {
+        return Ok(None);
+    }
+    let prune = {
+        let pool = pool.clone();
+        move || {
+            let pruned = pool.get().map_err(|e| e.to_string()).and_then(|c| {
+                crate::admin::audit::prune(&c, retention_days).map_err(|e| e.to_string())
+            });
+            match pruned {
+                Ok(0) => {}
+                Ok(n) => log::info!("audit: pruned {n} record(s) older than {retention_days} days"),
+                Err(e) => log::error!("audit: pruning failed (tried again tomorrow): {e}"),
+            }
+            true
+        }
+    };
+    let first = prune.clone();
+    first();
+    Periodic::spawn("audit-pruner", Duration::from_secs(86_400), prune).map(Some)
 }
 
 /// Completes on the first SIGTERM or SIGINT, after which the server stops gracefully (in-flight

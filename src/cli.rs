@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::admin;
 use crate::app::Application;
 use crate::auth::{passwords, tokens};
 use crate::config::{Config, ConfigSource, Overrides};
@@ -48,6 +49,9 @@ pub enum Command {
     /// List, grant or revoke role permissions
     #[command(subcommand)]
     Permission(PermissionCommand),
+    /// List, add or remove roles (custom roles; Rocket.Chat's own are protected)
+    #[command(subcommand)]
+    Role(RoleCommand),
     /// Import or list livechat inquiries
     #[command(subcommand)]
     Inquiry(InquiryCommand),
@@ -126,6 +130,23 @@ pub enum PermissionCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// List roles: name, scope, protected, description
+    List,
+    /// Add a custom role
+    Add {
+        name: String,
+        /// Users (a global role) or Subscriptions (a per-room role)
+        #[arg(long, default_value = "Users")]
+        scope: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Remove a custom role no user and no permission refers to
+    Remove { name: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum InquiryCommand {
     /// Import inquiries from JSON array, NDJSON or mongoexport files (each file all-or-nothing)
     Import {
@@ -192,6 +213,16 @@ impl From<rusqlite::Error> for Failure {
 impl From<r2d2::Error> for Failure {
     fn from(e: r2d2::Error) -> Self {
         Failure::runtime(format!("database pool: {e}"))
+    }
+}
+
+impl From<crate::admin::AdminError> for Failure {
+    fn from(e: crate::admin::AdminError) -> Self {
+        if e.is_usage() {
+            Failure::usage(e.to_string())
+        } else {
+            Failure::runtime(e)
+        }
     }
 }
 
@@ -301,6 +332,7 @@ fn find_user(conn: &rusqlite::Connection, username: &str) -> Result<db::users::U
 
 fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Failure> {
     let mut conn = pool.get()?;
+    let actor = admin::Actor::cli();
     match command {
         Command::User(UserCommand::Add {
             username,
@@ -332,7 +364,9 @@ fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Fail
             };
             let id = UserId::random();
             let display = name.clone().unwrap_or_else(|| username.clone());
-            db::users::add(&mut conn, &id, username, &display, hash.as_deref(), roles)?;
+            admin::in_transaction(&mut conn, |tx| {
+                admin::user_add(tx, &actor, &id, username, &display, hash.as_deref(), roles)
+            })?;
             println!(
                 "added user {username} (id {id}, roles: {})",
                 if roles.is_empty() {
@@ -359,18 +393,24 @@ fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Fail
             }
         }
         Command::User(UserCommand::Deactivate { username }) => {
-            db::users::set_active(&conn, username, false)?;
-            println!("deactivated user {username}");
+            let revoked = admin::in_transaction(&mut conn, |tx| {
+                admin::user_set_active(tx, &actor, username, false)
+            })?;
+            println!("deactivated user {username} (revoked {revoked} token(s))");
         }
         Command::User(UserCommand::Activate { username }) => {
-            db::users::set_active(&conn, username, true)?;
+            admin::in_transaction(&mut conn, |tx| {
+                admin::user_set_active(tx, &actor, username, true)
+            })?;
             println!("activated user {username}");
         }
         Command::User(UserCommand::SetRoles { username, roles }) => {
             for role in roles {
                 check_name("role", role)?;
             }
-            db::users::set_roles(&mut conn, username, roles)?;
+            admin::in_transaction(&mut conn, |tx| {
+                admin::user_set_roles(tx, &actor, username, roles)
+            })?;
             println!("user {username} now has roles: {}", roles.join(", "));
         }
         Command::Token(TokenCommand::Create { username }) => {
@@ -382,7 +422,16 @@ fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Fail
             }
             let token = tokens::generate();
             let expires = db::now_secs() + i64::from(config.auth.token_ttl_days) * 86_400;
-            db::tokens::insert(&conn, &tokens::hash(&token), &user.id, expires)?;
+            admin::in_transaction(&mut conn, |tx| {
+                admin::token_create(
+                    tx,
+                    &actor,
+                    &user.id,
+                    username,
+                    &tokens::hash(&token),
+                    expires,
+                )
+            })?;
             println!(
                 "{}",
                 serde_json::json!({"userId": user.id.as_str(), "authToken": token})
@@ -393,10 +442,14 @@ fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Fail
             all: _,
             token,
         }) => {
-            let user = find_user(&conn, username)?;
+            find_user(&conn, username)?;
             match token {
                 Some(t) => {
-                    if !db::tokens::revoke(&conn, &user.id, &tokens::hash(t))? {
+                    let hashed = tokens::hash(t);
+                    let n = admin::in_transaction(&mut conn, |tx| {
+                        admin::token_revoke(tx, &actor, username, Some(&hashed))
+                    })?;
+                    if n == 0 {
                         return Err(Failure::runtime(format!(
                             "user {username:?} has no such token"
                         )));
@@ -404,7 +457,9 @@ fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Fail
                     println!("revoked 1 token of {username}");
                 }
                 None => {
-                    let n = db::tokens::revoke_all(&conn, &user.id)?;
+                    let n = admin::in_transaction(&mut conn, |tx| {
+                        admin::token_revoke(tx, &actor, username, None)
+                    })?;
                     println!("revoked {n} token(s) of {username}");
                 }
             }
@@ -417,18 +472,52 @@ fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Fail
         Command::Permission(PermissionCommand::Grant { permission, role }) => {
             check_name("permission", permission)?;
             check_name("role", role)?;
-            if db::permissions::grant(&conn, permission, role)? {
+            if admin::in_transaction(&mut conn, |tx| {
+                admin::permission_grant(tx, &actor, permission, role)
+            })? {
                 println!("granted {permission} to {role}");
             } else {
                 println!("{role} already holds {permission}");
             }
         }
         Command::Permission(PermissionCommand::Revoke { permission, role }) => {
-            if db::permissions::revoke(&conn, permission, role)? {
+            if admin::in_transaction(&mut conn, |tx| {
+                admin::permission_revoke(tx, &actor, permission, role)
+            })? {
                 println!("revoked {permission} from {role}");
             } else {
                 println!("{role} did not hold {permission}");
             }
+        }
+        Command::Role(RoleCommand::List) => {
+            println!(
+                "{:<24}  {:<13}  {:<9}  DESCRIPTION",
+                "NAME", "SCOPE", "PROTECTED"
+            );
+            for r in db::roles::list(&conn)? {
+                println!(
+                    "{:<24}  {:<13}  {:<9}  {}",
+                    r.name,
+                    r.scope,
+                    if r.protected { "yes" } else { "no" },
+                    r.description
+                );
+            }
+        }
+        Command::Role(RoleCommand::Add {
+            name,
+            scope,
+            description,
+        }) => {
+            check_name("role", name)?;
+            admin::in_transaction(&mut conn, |tx| {
+                admin::role_add(tx, &actor, name, scope, description)
+            })?;
+            println!("added role {name}");
+        }
+        Command::Role(RoleCommand::Remove { name }) => {
+            admin::in_transaction(&mut conn, |tx| admin::role_remove(tx, &actor, name))?;
+            println!("removed role {name}");
         }
         Command::Inquiry(InquiryCommand::List) => {
             // A row the server cannot serve is named on stderr and the rest listed: the listing

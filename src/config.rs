@@ -19,6 +19,7 @@ pub struct Config {
     pub plugins: PluginsConfig,
     pub auth: AuthConfig,
     pub demo: DemoConfig,
+    pub audit: AuditConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -79,6 +80,21 @@ pub struct AuthConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct DemoConfig {
     pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Days the audit trail keeps a record; older ones are pruned at start and daily. 0 keeps all.
+    pub retention_days: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention_days: crate::admin::audit::DEFAULT_RETENTION_DAYS,
+        }
+    }
 }
 
 pub const DEFAULT_DB_PATH: &str = "data/inquiryd.sqlite3";
@@ -245,8 +261,18 @@ impl Config {
                     .map_err(|e| err(format!("expected a whole number: {e}")))
             };
             match key {
-                // Read by clap, not by this layer.
-                "CONFIG" | "DB" | "LOG" => {}
+                // INQUIRYD_CONFIG is read by clap, INQUIRYD_LOG by main (as RUST_LOG is).
+                "CONFIG" | "LOG" => {}
+                // A short name for INQUIRYD_DATABASE_PATH; both at once is ambiguous.
+                "DB" => {
+                    if env.iter().any(|(n, _)| n == "INQUIRYD_DATABASE_PATH") {
+                        return Err(err(
+                            "INQUIRYD_DATABASE_PATH is set too; set only one of them".into(),
+                        ));
+                    }
+                    self.database.path = value.into()
+                }
+                "AUDIT_RETENTION_DAYS" => self.audit.retention_days = parse_u32(value)?,
                 "SERVER_BIND" => self.server.bind = value.clone(),
                 "SERVER_WORKERS" => {
                     self.server.workers = value
@@ -436,6 +462,29 @@ mod tests {
         let c = Config::load_with_env(&ConfigSource::Explicit(path), &flags, &env).unwrap();
         assert_eq!(c.server.bind, "127.0.0.1:3");
         assert_eq!(c.auth.token_ttl_days, 7);
+    }
+
+    /// INQUIRYD_DB names the database, as INQUIRYD_DATABASE_PATH does; both at once is refused.
+    #[test]
+    fn inquiryd_db_names_the_database_and_both_names_are_refused() {
+        let none = ConfigSource::Default(PathBuf::from("/nonexistent/config.toml"));
+        let env = vec![("INQUIRYD_DB".to_string(), "other.sqlite3".to_string())];
+        let c = Config::load_with_env(&none, &Overrides::default(), &env).unwrap();
+        assert_eq!(c.database.path, PathBuf::from("other.sqlite3"));
+        let both = vec![
+            ("INQUIRYD_DB".to_string(), "a.sqlite3".to_string()),
+            (
+                "INQUIRYD_DATABASE_PATH".to_string(),
+                "b.sqlite3".to_string(),
+            ),
+        ];
+        let err = Config::load_with_env(&none, &Overrides::default(), &both)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("INQUIRYD_DB") && err.contains("only one"),
+            "{err}"
+        );
     }
 
     #[test]

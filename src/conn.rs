@@ -34,7 +34,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use crate::api::ApiError;
-use crate::app::MAX_BODY;
+use crate::api::MAX_BODY;
 
 /// The deadlines of one connection (`[server]` keys of the same names, in seconds there).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

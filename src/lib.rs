@@ -5,6 +5,7 @@
 //! [`app`] assembles the server from a [`config::Config`], with [`conn`]'s deadlines on every stage
 //! of a connection and its connection limit; [`cli`] is the command line.
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod auth;

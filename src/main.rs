@@ -5,13 +5,16 @@ use clap::Parser;
 fn main() {
     let cli = inquiryd::cli::Cli::parse();
     let serving = matches!(cli.command, None | Some(inquiryd::cli::Command::Serve(_)));
-    let logger =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(if serving {
-            "info"
-        } else {
-            "warn"
-        }))
-        .build();
+    // INQUIRYD_LOG, when set, is the filter RUST_LOG would be (and wins over it).
+    let filter_var = if std::env::var_os("INQUIRYD_LOG").is_some() {
+        "INQUIRYD_LOG"
+    } else {
+        env_logger::DEFAULT_FILTER_ENV
+    };
+    let logger = env_logger::Builder::from_env(
+        env_logger::Env::default().filter_or(filter_var, if serving { "info" } else { "warn" }),
+    )
+    .build();
     let level = logger.filter();
     // Descriptors running out makes actix log an accept error twice a second, and a request it
     // cannot parse is logged as an ERROR: keep the log readable (see the wrapper's doc).

@@ -8,10 +8,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
+use super::ApiError;
+use super::AppState;
 use super::errors::json as json_response;
 use super::logged::Logged;
-use super::{ApiError, Caller};
-use crate::app::AppState;
 use crate::auth::throttle::Throttled;
 use crate::auth::{UserEntry, passwords, tokens};
 use crate::db;
@@ -405,16 +405,11 @@ pub async fn login(
     let token = tokens::generate();
     let hashed = tokens::hash(&token);
     let expires = now + i64::from(state.token_ttl_days) * 86_400;
-    let st = state.clone();
     let user_id = row.id.clone();
-    web::block(move || -> Result<(), ApiError> {
-        let conn = st.pool.get()?;
-        db::tokens::insert(&conn, &hashed, &user_id, expires)?;
-        st.auth.refresh()?;
-        Ok(())
+    super::write(&state, move |tx| {
+        Ok(db::tokens::insert(tx, &hashed, &user_id, expires)?)
     })
-    .await
-    .map_err(|e| ApiError::Internal(format!("login worker: {e}")))??;
+    .await?;
     log::info!("login: user {} logged in", Logged::name(&row.username));
     let user = UserEntry {
         id: row.id,
@@ -426,34 +421,27 @@ pub async fn login(
     Ok(login_success(&user, &token))
 }
 
-pub async fn logout(
-    caller: Caller,
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let st = state.clone();
+pub async fn logout(ctx: super::Ctx, _: super::NoParams) -> Result<HttpResponse, ApiError> {
+    let super::Ctx { caller, state, req } = ctx;
     // The extractor already checked these headers; read the token again rather than carry it.
     let (_, token) = super::credentials(&req).ok_or(ApiError::NotLoggedIn)?;
     let hashed = tokens::hash(token);
     let user_id = caller.user.id.clone();
-    web::block(move || -> Result<(), ApiError> {
-        let conn = st.pool.get()?;
-        db::tokens::revoke(&conn, &user_id, &hashed)?;
-        st.auth.refresh()?;
+    super::write(&state, move |tx| {
+        db::tokens::revoke(tx, &user_id, &hashed)?;
         Ok(())
     })
-    .await
-    .map_err(|e| ApiError::Internal(format!("logout worker: {e}")))??;
+    .await?;
     Ok(json_response(
         StatusCode::OK,
         r#"{"status":"success","data":{"message":"You've been logged out!"}}"#,
     ))
 }
 
-pub async fn me(caller: Caller) -> HttpResponse {
-    let mut me = me_object(&caller.user);
+pub async fn me(ctx: super::Ctx, _: super::NoParams) -> Result<HttpResponse, ApiError> {
+    let mut me = me_object(&ctx.caller.user);
     me.insert("success".into(), Value::Bool(true));
-    json_response(StatusCode::OK, Value::Object(me).to_string())
+    Ok(json_response(StatusCode::OK, Value::Object(me).to_string()))
 }
 
 #[cfg(test)]

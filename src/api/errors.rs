@@ -22,6 +22,13 @@ pub enum ApiError {
     /// A client mistake with a message meant for the client.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// Rocket.Chat's `API.v1.failure(error, errorType)`: 400
+    /// `{"success":false,"error":…,"errorType":…}` (no `errorType` when empty).
+    #[error("failure: {error} ({error_type})")]
+    Failure {
+        error: String,
+        error_type: &'static str,
+    },
     #[error("too many requests, retry after {0}s")]
     TooManyRequests(u64),
     #[error("payload too large")]
@@ -71,6 +78,21 @@ impl From<crate::db::DbError> for ApiError {
             crate::db::DbError::Sqlite(e) => e.into(),
             e => ApiError::Internal(e.to_string()),
         }
+    }
+}
+
+impl ApiError {
+    /// Rocket.Chat's `API.v1.failure(error, errorType)`.
+    pub fn failure(error: impl Into<String>, error_type: &'static str) -> ApiError {
+        ApiError::Failure {
+            error: error.into(),
+            error_type,
+        }
+    }
+
+    /// Rocket.Chat's legacy `validateParams` failure: the ajv message with ` [invalid-params]`.
+    pub fn invalid_params(ajv_message: &str) -> ApiError {
+        ApiError::failure(format!("{ajv_message} [invalid-params]"), "invalid-params")
     }
 }
 
@@ -139,7 +161,7 @@ impl ApiError {
             ApiError::Unavailable(_) | ApiError::Stopping => {
                 r#"{"success":false,"error":"Service unavailable, try again later"}"#
             }
-            ApiError::BadRequest(_) => "",
+            ApiError::BadRequest(_) | ApiError::Failure { .. } => "",
         }
     }
 }
@@ -148,7 +170,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::NotLoggedIn | ApiError::LoginFailed => StatusCode::UNAUTHORIZED,
-            ApiError::InvalidParams(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidParams(_) | ApiError::BadRequest(_) | ApiError::Failure { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -166,6 +190,18 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(msg) => json(
                 status,
                 serde_json::json!({"success": false, "error": msg}).to_string(),
+            ),
+            ApiError::Failure {
+                error,
+                error_type: "",
+            } => json(
+                status,
+                serde_json::json!({"success": false, "error": error}).to_string(),
+            ),
+            ApiError::Failure { error, error_type } => json(
+                status,
+                serde_json::json!({"success": false, "error": error, "errorType": error_type})
+                    .to_string(),
             ),
             _ => json(status, self.body()),
         };

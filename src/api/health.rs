@@ -6,8 +6,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
+use super::AppState;
 use super::errors::json as json_response;
-use crate::app::AppState;
 use crate::db::reader::WorkerReader;
 
 pub const MANAGE_APPS: &str = "manage-apps";

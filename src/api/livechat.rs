@@ -13,11 +13,10 @@ use std::sync::Arc;
 use actix_web::web::Bytes;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse};
 
 use super::errors::{InvalidParams, json};
 use super::{ApiError, Caller};
-use crate::app::AppState;
 use crate::db::{self, reader::WorkerReader};
 use crate::plugins::PluginSet;
 
@@ -61,12 +60,27 @@ pub fn parse_room_id(query: &str) -> Result<Cow<'_, str>, InvalidParams> {
     room.ok_or(InvalidParams::RoomIdNotString)
 }
 
+/// The `roomId` query parameter, validated as [`parse_room_id`] does (a 400 otherwise).
+pub struct RoomIdParam(String);
+
+impl actix_web::FromRequest for RoomIdParam {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<RoomIdParam, ApiError>>;
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(
+            parse_room_id(req.query_string())
+                .map(|r| RoomIdParam(r.into_owned()))
+                .map_err(ApiError::InvalidParams),
+        )
+    }
+}
+
+/// Mounted with [`VIEW_L_ROOM`] (see `api::configure`): the caller holds it by now.
 pub async fn inquiries_get_one(
-    caller: Caller,
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    ctx: super::Ctx,
+    room_id: RoomIdParam,
 ) -> Result<HttpResponse, ApiError> {
-    let room_id = parse_room_id(req.query_string()).map_err(ApiError::InvalidParams)?;
+    let super::Ctx { caller, state, req } = ctx;
     let plugins = state.plugins.current();
     // A point lookup on an index takes microseconds: done inline on the worker's own connection
     // rather than hopping threads or taking a pooled one.
@@ -74,7 +88,7 @@ pub async fn inquiries_get_one(
         .app_data::<std::rc::Rc<WorkerReader>>()
         .ok_or_else(|| ApiError::Internal("worker reader missing".into()))?;
     let memo = req.app_data::<RenderMemo>();
-    respond(&caller, &room_id, &plugins, memo, |rid, out| {
+    respond_permitted(&caller, &room_id.0, &plugins, memo, |rid, out| {
         // A row that cannot be served is no fault of the connection: it is kept.
         Ok(reader.with(|conn| db::inquiries::lookup_by_rid(conn, rid, out))??)
     })
@@ -166,6 +180,17 @@ pub fn respond(
     if !caller.has_permission(VIEW_L_ROOM) {
         return Err(ApiError::Forbidden);
     }
+    respond_permitted(caller, room_id, plugins, memo, lookup)
+}
+
+/// As [`respond`], for a caller already known to hold [`VIEW_L_ROOM`].
+fn respond_permitted(
+    caller: &Caller,
+    room_id: &str,
+    plugins: &Arc<PluginSet>,
+    memo: Option<&RenderMemo>,
+    lookup: impl FnOnce(&str, &mut Vec<u8>) -> Result<Option<String>, ApiError>,
+) -> Result<HttpResponse, ApiError> {
     let mut body = Vec::with_capacity(2048);
     body.extend_from_slice(PREFIX);
     let Some(id) = lookup(room_id, &mut body)? else {

@@ -1,5 +1,12 @@
 //! Rocket.Chat's wire format: one file per upstream resource, mounted by [`configure`]. Auth is the
 //! [`Caller`] extractor, so a handler's signature says what it requires.
+//!
+//! A route's permission is part of its declaration ([`guarded`]): every authenticated route is
+//! mounted with the permissions it needs, checked in Rocket.Chat's legacy order, authentication
+//! (401), then the handler's parameters (its extractor, 400), then the permissions (403), then the
+//! handler. A route whose permission Rocket.Chat checks *inside* the handler, answering 400 with an
+//! `errorType` (users.create, addUserToRole, token generation), declares [`AUTH_ONLY`] and checks
+//! in the handler, saying so in its declaration's comment.
 
 pub mod auth;
 pub mod errors;
@@ -7,18 +14,68 @@ pub mod health;
 pub mod info;
 pub mod livechat;
 pub mod logged;
+pub mod permissions;
+pub mod state;
 
-use std::future::{Ready, ready};
+use std::future::{Future, Ready, ready};
 use std::sync::Arc;
 
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 
 pub use errors::ApiError;
+pub use state::{AppState, MAX_BODY, blocking, write};
 
-use crate::app::AppState;
 use crate::auth::{AuthSnapshot, UserEntry};
 
-/// Mounts every route, each with a JSON 405 for other methods.
+/// The permissions of a route that needs only a logged-in user (or checks inside its handler).
+pub const AUTH_ONLY: &[&str] = &[];
+
+/// What a guarded handler receives besides its parameters.
+pub struct Ctx {
+    pub caller: Caller,
+    pub state: web::Data<AppState>,
+    pub req: HttpRequest,
+}
+
+/// Wraps `handler` so that it runs only for a caller holding every one of `permissions`, checked
+/// after authentication (the [`Caller`] extractor, 401) and after the parameters `P` were
+/// extracted (400), as Rocket.Chat's legacy routes do.
+pub fn guarded<P, F, Fut>(
+    permissions: &'static [&'static str],
+    handler: F,
+) -> impl actix_web::Handler<
+    (Caller, P, web::Data<AppState>, HttpRequest),
+    Output = Result<HttpResponse, ApiError>,
+>
+where
+    P: FromRequest + 'static,
+    F: Fn(Ctx, P) -> Fut + Clone + 'static,
+    Fut: Future<Output = Result<HttpResponse, ApiError>> + 'static,
+{
+    move |caller: Caller, params: P, state: web::Data<AppState>, req: HttpRequest| {
+        let handler = handler.clone();
+        async move {
+            if !permissions.iter().all(|p| caller.has_permission(p)) {
+                return Err(ApiError::Forbidden);
+            }
+            handler(Ctx { caller, state, req }, params).await
+        }
+    }
+}
+
+/// No parameters: for handlers that read nothing from the request beyond the caller.
+pub struct NoParams;
+
+impl FromRequest for NoParams {
+    type Error = ApiError;
+    type Future = Ready<Result<NoParams, ApiError>>;
+    fn from_request(_: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(Ok(NoParams))
+    }
+}
+
+/// Mounts every route, each with a JSON 405 for other methods. Authenticated routes are declared
+/// with their permissions through [`guarded`]; only login, info and health are open.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     fn not_allowed(allow: &'static str) -> actix_web::Route {
         web::to(move || {
@@ -27,10 +84,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             ))
         })
     }
+    use livechat::VIEW_L_ROOM;
+    use permissions::ACCESS_PERMISSIONS;
     cfg.service(
         web::resource("/api/v1/livechat/inquiries.getOne")
-            .route(web::get().to(livechat::inquiries_get_one))
+            .route(web::get().to(guarded(&[VIEW_L_ROOM], livechat::inquiries_get_one)))
             .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/permissions.listAll")
+            .route(web::get().to(guarded(AUTH_ONLY, permissions::list_all)))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/permissions.update")
+            .route(web::post().to(guarded(&[ACCESS_PERMISSIONS], permissions::update)))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/v1/permissions.addRole")
+            .route(web::post().to(guarded(&[ACCESS_PERMISSIONS], permissions::add_role)))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/v1/permissions.removeRole")
+            .route(web::post().to(guarded(&[ACCESS_PERMISSIONS], permissions::remove_role)))
+            .default_service(not_allowed("POST")),
     )
     .service(
         web::resource("/api/v1/login")
@@ -39,12 +118,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/api/v1/logout")
-            .route(web::post().to(auth::logout))
+            .route(web::post().to(guarded(AUTH_ONLY, auth::logout)))
             .default_service(not_allowed("POST")),
     )
     .service(
         web::resource("/api/v1/me")
-            .route(web::get().to(auth::me))
+            .route(web::get().to(guarded(AUTH_ONLY, auth::me)))
             .default_service(not_allowed("GET")),
     )
     .service(
@@ -89,9 +168,22 @@ pub fn credentials(req: &HttpRequest) -> Option<(&str, &str)> {
 /// Authenticates the request against the current snapshot.
 pub fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
     let (user_id, token) = credentials(req).ok_or(ApiError::NotLoggedIn)?;
+    let now = crate::db::now_secs();
     let snapshot = state.auth.snapshot_full();
+    if let Some(user) = snapshot.authenticate(user_id, token, now).cloned() {
+        return Ok(Caller { user, snapshot });
+    }
+    // Perhaps created a moment ago by another process: read your writes (see AuthCache). The
+    // counter is read on this worker's own connection, in a fresh read snapshot.
+    let seen = req
+        .app_data::<std::rc::Rc<crate::db::reader::WorkerReader>>()
+        .map(|reader| reader.with_fresh(crate::db::auth_version));
+    let snapshot = match seen {
+        Some(Ok(seen)) => state.auth.catch_up(seen),
+        _ => snapshot,
+    };
     let user = snapshot
-        .authenticate(user_id, token, crate::db::now_secs())
+        .authenticate(user_id, token, now)
         .cloned()
         .ok_or(ApiError::NotLoggedIn)?;
     Ok(Caller { user, snapshot })
@@ -110,7 +202,7 @@ impl FromRequest for Caller {
     }
 }
 
-/// Reads a request body up to [`crate::app::MAX_BODY`] bytes; more is a 413. The body is already
+/// Reads a request body up to [`MAX_BODY`] bytes; more is a 413. The body is already
 /// in memory by then: [`crate::conn::ReadBodyFirst`] read it, within its deadline, before routing.
 pub async fn read_body(mut payload: web::Payload) -> Result<web::BytesMut, ApiError> {
     use futures_util::StreamExt;
@@ -120,7 +212,7 @@ pub async fn read_body(mut payload: web::Payload) -> Result<web::BytesMut, ApiEr
             log::debug!("request body: {e}");
             ApiError::BadRequest("Could not read the request body".into())
         })?;
-        if body.len() + chunk.len() > crate::app::MAX_BODY {
+        if body.len() + chunk.len() > MAX_BODY {
             return Err(ApiError::PayloadTooLarge);
         }
         body.extend_from_slice(&chunk);

@@ -4,7 +4,12 @@
 //! Freshness: triggers bump `auth_version` on every change to the auth tables, from any process
 //! (server or CLI). A poller reads that one integer every [`POLL_INTERVAL`] and, when it moved,
 //! rebuilds the snapshot in one read transaction and swaps it in atomically. The server's own
-//! writes (login, logout) refresh synchronously so their effect is visible to the next request.
+//! writes (login, logout, admin routes) refresh synchronously so their effect is visible to the
+//! next request. A token the snapshot does not know may have been created a moment ago by another
+//! process (`inquiryd token create`): the request then reads the counter at once, on its worker's
+//! own connection, and [`AuthCache::catch_up`] rebuilds only when it moved (concurrent callers
+//! share one rebuild), so such a token works for the very next request, a flood of unknown tokens
+//! costs one indexed read each and no rebuild, and known tokens never touch the database.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -174,9 +179,24 @@ impl AuthCache {
         self.current.load_full()
     }
 
+    /// For a request whose token the snapshot does not know, after the database's change counter
+    /// was read as `seen`: when the snapshot is older, rebuilds it (once for all callers waiting
+    /// on the same change) and returns the snapshot then in force. On a database failure the
+    /// current snapshot is returned (the request answers 401 as it would have; the poller logs).
+    pub fn catch_up(&self, seen: i64) -> Arc<AuthSnapshot> {
+        if self.current.load().version < seen {
+            let _ = self.refresh();
+        }
+        self.current.load_full()
+    }
+
     /// Rebuilds the snapshot if the database's change counter moved. Returns whether it did.
     pub fn refresh(&self) -> Result<bool, db::DbError> {
         let _guard = self.refresh_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.rebuild_if_moved()
+    }
+
+    fn rebuild_if_moved(&self) -> Result<bool, db::DbError> {
         let mut conn = self.pool.get()?;
         let version = db::auth_version(&conn)?;
         if version == self.current.load().version {

@@ -9,6 +9,7 @@ pub mod fresh;
 pub mod inquiries;
 pub mod permissions;
 pub mod reader;
+pub mod roles;
 pub mod tokens;
 pub mod users;
 
@@ -444,7 +445,7 @@ type Migration = fn(&Transaction) -> rusqlite::Result<()>;
 
 /// Numbered migrations: index + 1 is the schema version (`PRAGMA user_version`) it produces.
 /// Append only; never edit a released one.
-const MIGRATIONS: &[Migration] = &[migration_1, migration_2];
+const MIGRATIONS: &[Migration] = &[migration_1, migration_2, migration_3];
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -525,6 +526,56 @@ fn migration_2(tx: &Transaction) -> rusqlite::Result<()> {
     )
 }
 
+/// Issue 13's admin schema: roles as rows (seeded with Rocket.Chat's defaults; roles already in
+/// use become custom roles), one row per permission id with its `_updatedAt` (so a permission may
+/// have no role, and `listAll?updatedSince` works) and the role order Rocket.Chat keeps, the trash
+/// of removed permission ids, personal access tokens beside login tokens, and the audit trail.
+fn migration_3(tx: &Transaction) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE roles (
+             id TEXT PRIMARY KEY,
+             name TEXT NOT NULL UNIQUE,
+             scope TEXT NOT NULL CHECK (scope IN ('Users', 'Subscriptions')),
+             description TEXT NOT NULL DEFAULT '',
+             protected INTEGER NOT NULL DEFAULT 0,
+             mandatory2fa INTEGER NOT NULL DEFAULT 0,
+             updated_at INTEGER NOT NULL
+         );
+         CREATE TABLE permission_defs (id TEXT PRIMARY KEY, updated_at INTEGER NOT NULL);
+         CREATE TABLE permission_trash (id TEXT PRIMARY KEY, deleted_at INTEGER NOT NULL);
+         ALTER TABLE permissions ADD COLUMN pos INTEGER NOT NULL DEFAULT 0;
+         ALTER TABLE tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'login'
+             CHECK (kind IN ('login', 'personal'));
+         ALTER TABLE tokens ADD COLUMN name TEXT;
+         ALTER TABLE tokens ADD COLUMN last_part TEXT;
+         CREATE UNIQUE INDEX tokens_personal_name ON tokens(user_id, name) WHERE kind = 'personal';
+         CREATE TABLE audit (
+             id INTEGER PRIMARY KEY,
+             at_ms INTEGER NOT NULL,
+             actor TEXT NOT NULL,
+             actor_kind TEXT NOT NULL,
+             kind TEXT NOT NULL,
+             subject TEXT NOT NULL,
+             before TEXT,
+             after TEXT
+         );
+         CREATE INDEX audit_at ON audit(at_ms);
+         CREATE INDEX audit_actor ON audit(actor, at_ms);",
+    )?;
+    for event in ["INSERT", "UPDATE", "DELETE"] {
+        tx.execute_batch(&format!(
+            "CREATE TRIGGER roles_{ev}_bump AFTER {event} ON roles
+             BEGIN UPDATE auth_version SET version = version + 1 WHERE id = 1; END;",
+            ev = event.to_ascii_lowercase()
+        ))?;
+    }
+    let now = now_ms();
+    roles::seed(tx, now)?;
+    permissions::seed_defs(tx, now)?;
+    // Default permissions may name default roles nothing used before.
+    roles::seed(tx, now)
+}
+
 /// The auth change counter (see `auth_version`).
 pub fn auth_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.prepare_cached("SELECT version FROM auth_version WHERE id = 1")?
@@ -544,6 +595,13 @@ pub fn meta_set(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<(
         [key, value],
     )?;
     Ok(())
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Seconds since the Unix epoch.

@@ -81,6 +81,21 @@ impl WorkerReader {
         result
     }
 
+    /// As [`WorkerReader::with`], in a read snapshot begun now: sees every write committed
+    /// before the call (read your writes).
+    pub fn with_fresh<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
+    ) -> rusqlite::Result<R> {
+        if let (Ok(slot), Some(_)) = (self.conn.try_borrow(), self.snapshot_since.get())
+            && let Some(conn) = slot.as_ref()
+        {
+            self.snapshot_since.set(None);
+            conn.execute_batch("COMMIT")?;
+        }
+        self.with(f)
+    }
+
     fn fresh_snapshot(&self, conn: &Connection) -> rusqlite::Result<()> {
         match self.snapshot_since.get() {
             Some(since) if since.elapsed() < SNAPSHOT_AGE => return Ok(()),

@@ -18,25 +18,23 @@ pub struct UserRow {
 /// A failed user change the operator can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
-    #[error("user {0:?} already exists")]
-    Exists(String),
     #[error("no user named {0:?}")]
     NotFound(String),
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
 }
 
-/// Inserts a user with its roles in one transaction. Fails with `Exists` for a taken username or id.
-pub fn add(
-    conn: &mut Connection,
+/// Inserts a user with its roles within the caller's transaction; returns false when the
+/// username or id is taken.
+pub fn insert(
+    conn: &Connection,
     id: &UserId,
     username: &str,
     name: &str,
     password_hash: Option<&str>,
     roles: &[String],
-) -> Result<(), UserError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let inserted = tx.execute(
+) -> rusqlite::Result<bool> {
+    let inserted = conn.execute(
         "INSERT INTO users (id, username, name, password_hash, active, created_at)
          VALUES (?1, ?2, ?3, ?4, 1, ?5) ON CONFLICT DO NOTHING",
         params![
@@ -48,11 +46,16 @@ pub fn add(
         ],
     )?;
     if inserted == 0 {
-        return Err(UserError::Exists(username.to_string()));
+        return Ok(false);
     }
-    insert_roles(&tx, id, roles)?;
-    tx.commit()?;
-    Ok(())
+    insert_roles(conn, id, roles)?;
+    Ok(true)
+}
+
+/// Replaces a user's roles within the caller's transaction.
+pub fn replace_roles(conn: &Connection, id: &UserId, roles: &[String]) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM user_roles WHERE user_id = ?1", [id.as_str()])?;
+    insert_roles(conn, id, roles)
 }
 
 fn insert_roles(conn: &Connection, id: &UserId, roles: &[String]) -> rusqlite::Result<()> {
@@ -114,18 +117,5 @@ pub fn set_active(conn: &Connection, username: &str, active: bool) -> Result<(),
     if n == 0 {
         return Err(UserError::NotFound(username.to_string()));
     }
-    Ok(())
-}
-
-/// Replaces a user's roles. Fails with `NotFound` for an unknown username.
-pub fn set_roles(conn: &mut Connection, username: &str, roles: &[String]) -> Result<(), UserError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let user = by_username(&tx, username)?.ok_or_else(|| UserError::NotFound(username.into()))?;
-    tx.execute(
-        "DELETE FROM user_roles WHERE user_id = ?1",
-        [user.id.as_str()],
-    )?;
-    insert_roles(&tx, &user.id, roles)?;
-    tx.commit()?;
     Ok(())
 }

@@ -1,0 +1,64 @@
+//! What every handler shares, and the one bridge from a handler to blocking database work:
+//! [`blocking`] for reads, [`write`] for changes (one IMMEDIATE transaction, then the auth
+//! snapshot refreshed before the response, so the next request sees the change).
+
+use std::sync::Arc;
+
+use actix_web::web;
+
+use super::ApiError;
+use crate::auth::AuthCache;
+use crate::auth::throttle::Throttle;
+use crate::db::{self, Pool};
+use crate::plugins::PluginHost;
+
+/// Largest request body accepted; more is a 413.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// What every handler shares.
+pub struct AppState {
+    pub pool: Pool,
+    /// Whether the database path still names the file in use (`/health`, 503s).
+    pub db_watch: Arc<db::file::DbWatch>,
+    pub auth: Arc<AuthCache>,
+    pub plugins: Arc<PluginHost>,
+    pub throttle: Throttle,
+    pub token_ttl_days: u32,
+    /// The password verification slots (bounded concurrency and memory for logins).
+    pub verifier: crate::auth::passwords::Verifier,
+}
+
+/// Runs `f` with a pooled connection on the blocking thread pool. Fails with what `f` returns, or
+/// a 500/503 when no connection can be had.
+pub async fn blocking<T, F>(state: &web::Data<AppState>, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut rusqlite::Connection) -> Result<T, ApiError> + Send + 'static,
+{
+    let st = state.clone();
+    web::block(move || -> Result<T, ApiError> {
+        let mut conn = st.pool.get()?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("blocking worker: {e}")))?
+}
+
+/// Runs `f` in one IMMEDIATE transaction and commits it when `f` succeeds (nothing is applied
+/// when it fails), then refreshes the auth snapshot synchronously: the change is in force for
+/// the very next request.
+pub async fn write<T, F>(state: &web::Data<AppState>, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Transaction) -> Result<T, ApiError> + Send + 'static,
+{
+    let st = state.clone();
+    blocking(state, move |conn| {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        st.auth.refresh()?;
+        Ok(out)
+    })
+    .await
+}
