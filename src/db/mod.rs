@@ -653,6 +653,43 @@ mod tests {
         assert_eq!(rows(&path, "meta"), 1);
     }
 
+    /// Migration 3 on a version-2 database: roles in use become custom roles, an admin's change
+    /// to a default permission survives, new defaults appear, and every permission has a row.
+    #[test]
+    fn migration_3_keeps_what_was_granted_and_adds_the_defaults() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for (i, m) in MIGRATIONS[..2].iter().enumerate() {
+            let tx = conn.transaction().unwrap();
+            m(&tx).unwrap();
+            tx.pragma_update(None, "user_version", i as i64 + 1).unwrap();
+            tx.commit().unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO users VALUES ('u1', 'nina', 'Nina', NULL, 1, 0);
+             INSERT INTO user_roles VALUES ('u1', 'night-shift');
+             INSERT INTO permissions (permission, role) VALUES ('my-perm', 'auditor');
+             DELETE FROM permissions WHERE permission = 'view-l-room' AND role = 'livechat-agent';",
+        )
+        .unwrap();
+        migrate(&mut conn, Path::new(":memory:")).unwrap();
+        let role = |name: &str| roles::by_id_or_name(&conn, name).unwrap();
+        assert!(!role("night-shift").unwrap().protected);
+        assert!(!role("auditor").unwrap().protected);
+        let admin = role("admin").unwrap();
+        assert!(admin.protected && admin.description == "Admin" && admin.scope == "Users");
+        assert_eq!(role("moderator").unwrap().scope, "Subscriptions");
+        assert!(role("livechat-monitor").unwrap().protected);
+        let docs = permissions::docs(&conn, None).unwrap();
+        let roles_of = |id: &str| docs.iter().find(|d| d.id == id).unwrap().roles.clone();
+        assert_eq!(
+            roles_of("view-l-room"),
+            ["livechat-manager", "livechat-monitor", "admin"]
+        );
+        assert_eq!(roles_of("my-perm"), ["auditor"]);
+        assert_eq!(roles_of("view-d-room"), ["admin", "user", "bot", "app", "guest"]);
+        assert_eq!(roles_of("create-personal-access-tokens"), ["admin", "user"]);
+    }
+
     #[test]
     fn file_system_errors_name_the_read_only_mount_and_the_user() {
         let p = Path::new("/srv/db.sqlite3");
