@@ -422,7 +422,9 @@ pub async fn login(
 }
 
 pub async fn logout(ctx: super::Ctx, _: super::NoParams) -> Result<HttpResponse, ApiError> {
-    let super::Ctx { caller, state, req } = ctx;
+    let super::Ctx {
+        caller, state, req, ..
+    } = ctx;
     // The extractor already checked these headers; read the token again rather than carry it.
     let (_, token) = super::credentials(&req).ok_or(ApiError::NotLoggedIn)?;
     let hashed = tokens::hash(token);

@@ -80,7 +80,9 @@ pub async fn inquiries_get_one(
     ctx: super::Ctx,
     room_id: RoomIdParam,
 ) -> Result<HttpResponse, ApiError> {
-    let super::Ctx { caller, state, req } = ctx;
+    let super::Ctx {
+        caller, state, req, ..
+    } = ctx;
     let plugins = state.plugins.current();
     // A point lookup on an index takes microseconds: done inline on the worker's own connection
     // rather than hopping threads or taking a pooled one.

@@ -1,8 +1,8 @@
-//! Rocket.Chat's wire format: one file per upstream resource, mounted by [`configure`]. Auth is the
-//! [`Caller`] extractor, so a handler's signature says what it requires.
+//! Rocket.Chat's wire format: one file per upstream resource, mounted by [`configure`].
 //!
 //! A route's permission is part of its declaration ([`guarded`]): every authenticated route is
-//! mounted with the permissions it needs, checked in Rocket.Chat's legacy order, authentication
+//! mounted with the permissions it needs (authentication is only reachable through it: [`Caller`]
+//! is no extractor and [`Ctx`] cannot be built elsewhere, so a handler cannot skip the check), checked in Rocket.Chat's legacy order, authentication
 //! (401), then the handler's parameters (its extractor, 400), then the permissions (403), then the
 //! handler. A route whose permission Rocket.Chat checks *inside* the handler, answering 400 with an
 //! `errorType` (users.create, addUserToRole, token generation), declares [`AUTH_ONLY`] and checks
@@ -30,21 +30,24 @@ use crate::auth::{AuthSnapshot, UserEntry};
 /// The permissions of a route that needs only a logged-in user (or checks inside its handler).
 pub const AUTH_ONLY: &[&str] = &[];
 
-/// What a guarded handler receives besides its parameters.
+/// What a guarded handler receives besides its parameters. Only [`guarded`] makes one.
+// A private field, not #[non_exhaustive]: that would seal it from other crates only.
+#[allow(clippy::manual_non_exhaustive)]
 pub struct Ctx {
     pub caller: Caller,
     pub state: web::Data<AppState>,
     pub req: HttpRequest,
+    _sealed: (),
 }
 
 /// Wraps `handler` so that it runs only for a caller holding every one of `permissions`, checked
-/// after authentication (the [`Caller`] extractor, 401) and after the parameters `P` were
+/// after authentication (401) and after the parameters `P` were
 /// extracted (400), as Rocket.Chat's legacy routes do.
 pub fn guarded<P, F, Fut>(
     permissions: &'static [&'static str],
     handler: F,
 ) -> impl actix_web::Handler<
-    (Caller, P, web::Data<AppState>, HttpRequest),
+    (Authenticated, P, web::Data<AppState>, HttpRequest),
     Output = Result<HttpResponse, ApiError>,
 >
 where
@@ -52,13 +55,22 @@ where
     F: Fn(Ctx, P) -> Fut + Clone + 'static,
     Fut: Future<Output = Result<HttpResponse, ApiError>> + 'static,
 {
-    move |caller: Caller, params: P, state: web::Data<AppState>, req: HttpRequest| {
+    move |Authenticated(caller): Authenticated,
+          params: P,
+          state: web::Data<AppState>,
+          req: HttpRequest| {
         let handler = handler.clone();
         async move {
             if !permissions.iter().all(|p| caller.has_permission(p)) {
                 return Err(ApiError::Forbidden);
             }
-            handler(Ctx { caller, state, req }, params).await
+            let ctx = Ctx {
+                caller,
+                state,
+                req,
+                _sealed: (),
+            };
+            handler(ctx, params).await
         }
     }
 }
@@ -138,8 +150,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// An authenticated, active caller: the `X-User-Id` / `X-Auth-Token` pair matched a valid token.
-/// Extracting it fails with Rocket.Chat's 401 otherwise.
+/// An authenticated, active caller: the `X-User-Id` / `X-Auth-Token` pair matched a valid token
+/// ([`authenticate`]; routes get one through [`guarded`]).
 pub struct Caller {
     pub user: Arc<UserEntry>,
     /// The snapshot the caller was authenticated against, for permission checks.
@@ -189,13 +201,17 @@ pub fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiEr
     Ok(Caller { user, snapshot })
 }
 
-impl FromRequest for Caller {
+/// The extractor behind [`guarded`]: the caller, or Rocket.Chat's 401. Public only because it
+/// appears in `guarded`'s type; handlers take [`Ctx`], never this.
+pub struct Authenticated(Caller);
+
+impl FromRequest for Authenticated {
     type Error = ApiError;
-    type Future = Ready<Result<Caller, ApiError>>;
+    type Future = Ready<Result<Authenticated, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let result = match req.app_data::<web::Data<AppState>>() {
-            Some(state) => authenticate(req, state),
+            Some(state) => authenticate(req, state).map(Authenticated),
             None => Err(ApiError::Internal("app state missing".into())),
         };
         ready(result)

@@ -661,7 +661,8 @@ mod tests {
         for (i, m) in MIGRATIONS[..2].iter().enumerate() {
             let tx = conn.transaction().unwrap();
             m(&tx).unwrap();
-            tx.pragma_update(None, "user_version", i as i64 + 1).unwrap();
+            tx.pragma_update(None, "user_version", i as i64 + 1)
+                .unwrap();
             tx.commit().unwrap();
         }
         conn.execute_batch(
@@ -686,7 +687,10 @@ mod tests {
             ["livechat-manager", "livechat-monitor", "admin"]
         );
         assert_eq!(roles_of("my-perm"), ["auditor"]);
-        assert_eq!(roles_of("view-d-room"), ["admin", "user", "bot", "app", "guest"]);
+        assert_eq!(
+            roles_of("view-d-room"),
+            ["admin", "user", "bot", "app", "guest"]
+        );
         assert_eq!(roles_of("create-personal-access-tokens"), ["admin", "user"]);
     }
 
