@@ -18,6 +18,23 @@ pub use errors::ApiError;
 use crate::app::AppState;
 use crate::auth::{AuthSnapshot, UserEntry};
 
+/// Every route pattern [`configure`] mounts. Each resource is named by its pattern: the metrics
+/// count requests by it (`route` label), never by the raw path.
+pub const ROUTES: &[&str] = &[
+    "/api/v1/livechat/inquiries.getOne",
+    "/api/v1/login",
+    "/api/v1/logout",
+    "/api/v1/me",
+    "/api/info",
+    "/health",
+];
+
+/// A resource for `path`, named by it (see [`ROUTES`]).
+fn resource(path: &'static str) -> actix_web::Resource {
+    debug_assert!(ROUTES.contains(&path), "{path} missing from api::ROUTES");
+    web::resource(path).name(path)
+}
+
 /// Mounts every route, each with a JSON 405 for other methods.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     fn not_allowed(allow: &'static str) -> actix_web::Route {
@@ -28,32 +45,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         })
     }
     cfg.service(
-        web::resource("/api/v1/livechat/inquiries.getOne")
+        resource("/api/v1/livechat/inquiries.getOne")
             .route(web::get().to(livechat::inquiries_get_one))
             .default_service(not_allowed("GET")),
     )
     .service(
-        web::resource("/api/v1/login")
+        resource("/api/v1/login")
             .route(web::post().to(auth::login))
             .default_service(not_allowed("POST")),
     )
     .service(
-        web::resource("/api/v1/logout")
+        resource("/api/v1/logout")
             .route(web::post().to(auth::logout))
             .default_service(not_allowed("POST")),
     )
     .service(
-        web::resource("/api/v1/me")
+        resource("/api/v1/me")
             .route(web::get().to(auth::me))
             .default_service(not_allowed("GET")),
     )
     .service(
-        web::resource("/api/info")
+        resource("/api/info")
             .route(web::get().to(info::info))
             .default_service(not_allowed("GET")),
     )
     .service(
-        web::resource("/health")
+        resource("/health")
             .route(web::get().to(health::health))
             .default_service(not_allowed("GET")),
     );

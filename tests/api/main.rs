@@ -12,6 +12,7 @@ mod hostile;
 mod import;
 mod load;
 mod login;
+mod metrics;
 mod plugin_inputs;
 mod plugins;
 mod propagation;
