@@ -1,6 +1,7 @@
 //! Black-box tests: the real app on a random port, spoken to over HTTP; the real binary for the CLI.
 //! One test binary, one file per feature.
 
+mod access_log;
 mod cli;
 mod crash;
 mod db_file;
