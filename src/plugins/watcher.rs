@@ -319,6 +319,16 @@ impl PluginHost {
         self.inner.reload();
     }
 
+    /// Rescans now, and again while a file is still settling or within its grace period, so the
+    /// outcome is decided when it returns (at most about [`SETTLE`] + [`MISSING_GRACE`] later).
+    /// SIGHUP's rescan: without a watcher, nothing else would rescan a settling file.
+    pub fn reload_settled(&self) {
+        let deadline = Instant::now() + SETTLE + MISSING_GRACE + Duration::from_secs(1);
+        while self.inner.reload() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// How many rescans were done since start (by the watcher or [`PluginHost::reload`]): with
     /// nothing changing, about one per [`RESCAN_EVERY`].
     pub fn rescans(&self) -> u64 {

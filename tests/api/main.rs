@@ -19,5 +19,6 @@ mod plugins;
 mod propagation;
 mod python_client;
 mod schema;
+mod service;
 mod slow_clients;
 mod stored_data;
