@@ -104,6 +104,11 @@ impl Application {
             );
         }
         let plugins = start_plugins(config)?;
+        let verifier = crate::auth::passwords::Verifier::start(
+            config.auth.login_concurrency,
+            Duration::from_millis(config.auth.login_wait_ms),
+        )
+        .map_err(StartError::Verifier)?;
         let (stats, endpoint) = if config.metrics.enabled {
             let mut routes = api::ROUTES.to_vec();
             routes.push(metrics::PATH);
@@ -113,6 +118,7 @@ impl Application {
                 plugins: plugins.clone(),
                 pool: pool.clone(),
                 db_path: config.database.path.clone(),
+                verifications: verifier.verifications(),
             };
             let endpoint = web::Data::new(metrics::Endpoint::new(stats.clone(), live));
             (Some(stats), Some(endpoint))
@@ -131,11 +137,7 @@ impl Application {
                 Duration::from_secs(config.auth.login_window_secs),
             ),
             token_ttl_days: config.auth.token_ttl_days,
-            verifier: crate::auth::passwords::Verifier::start(
-                config.auth.login_concurrency,
-                Duration::from_millis(config.auth.login_wait_ms),
-            )
-            .map_err(StartError::Verifier)?,
+            verifier,
         });
         let poller = auth.spawn_poller().map_err(StartError::Poller)?;
         let checkpointer = db::checkpointer::spawn(&config.database.path, db_watch.clone())?;
@@ -306,7 +308,7 @@ fn reload_signal(plugins: Arc<PluginHost>) -> std::io::Result<()> {
         while hangup.recv().await.is_some() {
             let plugins = plugins.clone();
             let rescanned = actix_web::rt::task::spawn_blocking(move || {
-                plugins.reload();
+                plugins.reload_settled();
                 plugins.reload_status()
             })
             .await;

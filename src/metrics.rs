@@ -25,6 +25,7 @@ use prometheus_client::registry::Registry;
 
 use crate::api::ApiError;
 use crate::auth::AuthCache;
+use crate::auth::passwords::Verifications;
 use crate::db::Pool;
 use crate::plugins::PluginHost;
 
@@ -166,6 +167,7 @@ pub struct Live {
     pub plugins: Arc<PluginHost>,
     pub pool: Pool,
     pub db_path: PathBuf,
+    pub verifications: Arc<Verifications>,
 }
 
 impl std::fmt::Debug for Live {
@@ -235,6 +237,19 @@ impl Collector for Live {
             "Size of the SQLite write-ahead log file",
             size("-wal"),
         )?;
+        {
+            let mut family = encoder.encode_descriptor(
+                "inquiryd_password_verifications",
+                "Argon2 password verifications run for logins, by parameters (an unknown user costs one too)",
+                None,
+                MetricType::Counter,
+            )?;
+            for (params, runs) in self.verifications.snapshot() {
+                family
+                    .encode_family(&[("params", params)])?
+                    .encode_counter::<NoLabelSet, _, u64>(&runs, None)?;
+            }
+        }
         counter(
             &mut encoder,
             "inquiryd_wal_checkpoint_runs",

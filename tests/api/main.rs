@@ -18,6 +18,7 @@ mod plugin_inputs;
 mod plugins;
 mod propagation;
 mod python_client;
+mod python_tools;
 mod schema;
 mod service;
 mod slow_clients;

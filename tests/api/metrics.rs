@@ -10,8 +10,8 @@ use crate::helpers::*;
 const GET_ONE: &str = "/api/v1/livechat/inquiries.getOne";
 
 /// One scrape: `name{labels}` → value, and `name` → type (from the `# TYPE` lines).
-struct Scrape {
-    samples: BTreeMap<String, f64>,
+pub struct Scrape {
+    pub samples: BTreeMap<String, f64>,
     types: BTreeMap<String, String>,
 }
 
@@ -46,7 +46,7 @@ impl Scrape {
     }
 }
 
-fn scrape(base: &str) -> Scrape {
+pub fn scrape(base: &str) -> Scrape {
     let resp = reqwest::blocking::get(format!("{base}/metrics")).expect("scrape");
     assert_eq!(resp.status().as_u16(), 200);
     let kind = resp.headers()["content-type"].to_str().unwrap().to_string();
