@@ -3,7 +3,7 @@
 //! write, rename or deletion (events queued meanwhile are served by the same rescan), and every
 //! [`RESCAN_EVERY`] as a safety net for lost events or a replaced directory.
 //!
-//! The promise about versions (README, "Live reload"): every version of a file this module reads is
+//! The promise about versions (docs/plugins.md, "Live reload"): every version of a file this module reads is
 //! compiled at once, and the version in force is always the newest valid version it read (reads are
 //! in order, so newest read is newest on disk). Events are not debounced, so each save the kernel
 //! reports is followed by a read; a version replaced before that read (one that existed for a

@@ -287,7 +287,7 @@ fn unknown_user_and_wrong_password_each_cost_one_argon2_run_with_the_same_parame
         "an unknown user costs what a wrong password costs"
     );
     assert_eq!(right, wrong, "the right password costs the same");
-    // Names longer than `user add` accepts fail without one (README, [auth]).
+    // Names longer than `user add` accepts fail without one (README, "Users and tokens").
     let long = format!(r#"{{"user":"{}","password":"x"}}"#, "n".repeat(200));
     assert_eq!(login(&long, 401), Vec::<(String, f64)>::new());
 }

@@ -19,6 +19,7 @@ mod plugins;
 mod propagation;
 mod python_client;
 mod python_tools;
+mod readme;
 mod schema;
 mod service;
 mod slow_clients;
