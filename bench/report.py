@@ -77,7 +77,7 @@ def main():
     plain, plug = best.get("plain"), best.get("plugins"),
     rnd, one = best.get("big_random"), best.get("big_fixed")
     js = best.get("json_server")
-    inq_rss = [v for k, v in rss.items() if k in ("plain", "plugins", "big_random", "big_fixed", "big_plugins_random")]
+    inq_rss = [v for k, v in rss.items() if k in ("plain", "plain_nometrics", "plugins", "big_random", "big_fixed", "big_plugins_random")]
 
     def check(name, target, value, ok):
         return [name, target, value, "holds" if ok else ("FAILS" if ok is not None else "not measured")]
@@ -88,6 +88,12 @@ def main():
         targets.append(check("full path, no plugins / nginx static", "≥ 0.80", f"{v:.2f}", v >= 0.80))
     else:
         targets.append(check("full path, no plugins / nginx static", "≥ 0.80", "", None))
+    nometrics = best.get("plain_nometrics")
+    if plain and nometrics:
+        v = plain["rps"] / nometrics["rps"]
+        targets.append(check("no plugins: metrics on / metrics off", "≥ 0.95", f"{v:.2f}", v >= 0.95))
+    else:
+        targets.append(check("no plugins: metrics on / metrics off", "≥ 0.95", "", None))
     if plug and ng:
         v = plug["rps"] / ng["rps"]
         targets.append(check("full path, shipped plugins / nginx static", "≥ 0.60", f"{v:.2f}", v >= 0.60))

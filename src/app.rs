@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::middleware::{Condition, Logger};
+use actix_web::middleware::Condition;
 use actix_web::{App, web};
 
 use crate::api::livechat::RenderMemo;
@@ -16,6 +16,8 @@ use crate::auth::{AuthCache, tokens};
 use crate::config::Config;
 use crate::conn::{Descriptors, GuardedStream, ReadBodyFirst, Timeouts};
 use crate::db::{self, Pool, reader::WorkerReader};
+use crate::metrics::{self, RequestStats};
+use crate::observe::Observe;
 use crate::periodic::Periodic;
 use crate::plugins::PluginHost;
 
@@ -65,6 +67,7 @@ impl StartError {
 pub struct Application {
     server: actix_web::dev::Server,
     port: u16,
+    metrics_port: Option<u16>,
     _poller: Periodic,
     _checkpointer: Periodic,
     _audit_pruner: Option<Periodic>,
@@ -88,6 +91,28 @@ impl Application {
             );
         }
         let plugins = start_plugins(config)?;
+        let verifier = crate::auth::passwords::Verifier::start(
+            config.auth.login_concurrency,
+            Duration::from_millis(config.auth.login_wait_ms),
+        )
+        .map_err(StartError::Verifier)?;
+        let (stats, endpoint) = if config.metrics.enabled {
+            let mut routes = api::ROUTES.to_vec();
+            routes.push(metrics::PATH);
+            let stats = Arc::new(RequestStats::new(routes));
+            let live = metrics::Live {
+                auth: auth.clone(),
+                plugins: plugins.clone(),
+                pool: pool.clone(),
+                db_path: config.database.path.clone(),
+                verifications: verifier.verifications(),
+            };
+            let endpoint = web::Data::new(metrics::Endpoint::new(stats.clone(), live));
+            (Some(stats), Some(endpoint))
+        } else {
+            (None, None)
+        };
+        let reload_on_hangup = plugins.clone();
         let state = web::Data::new(AppState {
             pool,
             db_watch: db_watch.clone(),
@@ -99,11 +124,7 @@ impl Application {
                 Duration::from_secs(config.auth.login_window_secs),
             ),
             token_ttl_days: config.auth.token_ttl_days,
-            verifier: crate::auth::passwords::Verifier::start(
-                config.auth.login_concurrency,
-                Duration::from_millis(config.auth.login_wait_ms),
-            )
-            .map_err(StartError::Verifier)?,
+            verifier,
         });
         let poller = auth.spawn_poller().map_err(StartError::Poller)?;
         let checkpointer = db::checkpointer::spawn(&config.database.path, db_watch.clone())?;
@@ -115,7 +136,14 @@ impl Application {
                 source,
             })?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-        let access_log = log::log_enabled!(target: "inquiryd::access", log::Level::Info);
+        let access = if log::log_enabled!(target: "inquiryd::access", log::Level::Info) {
+            config.log.access
+        } else {
+            crate::config::AccessLog::Off
+        };
+        let observe = Observe::new(stats, access, config.log.slow_ms);
+        // /metrics on the main listener unless it has its own.
+        let main_endpoint = endpoint.clone().filter(|_| config.metrics.bind.is_none());
         let db_path = (config.database.path.clone(), db_watch);
         let timeouts = config.timeouts();
         let builder = actix_server::Server::build();
@@ -129,19 +157,14 @@ impl Application {
                     timeout: timeouts.body,
                     stopping: stopping.clone(),
                 })
-                .wrap(Condition::new(
-                    access_log,
-                    // Method and path are the client's text: escaped and bounded (api::logged).
-                    Logger::new("%a \"%{method}xi %{path}xi\" %s %b %Dms")
-                        .log_target("inquiryd::access")
-                        .custom_request_replace("method", |req| {
-                            api::logged::Logged::path(req.method().as_str()).to_string()
-                        })
-                        .custom_request_replace("path", |req| {
-                            api::logged::Logged::path(req.path()).to_string()
-                        }),
-                ))
+                .wrap(Condition::new(observe.is_needed(), observe.clone()))
                 .configure(api::configure)
+                .configure(|cfg| {
+                    if let Some(endpoint) = &main_endpoint {
+                        cfg.app_data(endpoint.clone());
+                        metrics::mount(cfg);
+                    }
+                })
                 .default_service(web::to(|| async {
                     Err::<actix_web::HttpResponse, _>(ApiError::NotFound)
                 }))
@@ -167,16 +190,47 @@ impl Application {
                 Descriptors::reserved(db_connections)
             );
         }
-        let server = serve(
+        let mut builder = serve(
             builder,
             listener,
             app,
             timeouts,
             workers,
             descriptors.per_worker,
-        )?
-        .shutdown_signal(stop_signal().map_err(StartError::Signals)?)
-        .run();
+        )?;
+        let mut metrics_port = None;
+        if let (Some(bind), Some(endpoint)) = (&config.metrics.bind, endpoint) {
+            let listener = TcpListener::bind(bind).map_err(|source| StartError::Bind {
+                addr: bind.clone(),
+                source,
+            })?;
+            let addr = listener.local_addr().map_err(|source| StartError::Bind {
+                addr: bind.clone(),
+                source,
+            })?;
+            let app = move || {
+                App::new()
+                    .app_data(endpoint.clone())
+                    .configure(metrics::mount)
+                    .default_service(web::to(|| async {
+                        Err::<actix_web::HttpResponse, _>(ApiError::NotFound)
+                    }))
+            };
+            builder = serve(
+                builder,
+                listener,
+                app,
+                timeouts,
+                workers,
+                descriptors.per_worker,
+            )?;
+            metrics_port = Some(addr.port());
+            log::info!("metrics on http://{addr}{}", metrics::PATH);
+        }
+        let server = builder
+            .shutdown_signal(stop_signal().map_err(StartError::Signals)?)
+            .run();
+        reload_signal(reload_on_hangup).map_err(StartError::Signals)?;
         log::info!(
             "inquiryd listening on {}",
             config.server.bind.replace(":0", &format!(":{port}"))
@@ -184,6 +238,7 @@ impl Application {
         Ok(Application {
             server,
             port,
+            metrics_port,
             _poller: poller,
             _checkpointer: checkpointer,
             _audit_pruner: audit_pruner,
@@ -193,6 +248,11 @@ impl Application {
     /// The bound port (useful with port 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the metrics listener, when `[metrics] bind` gave it one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
     }
 
     /// A handle to stop the server gracefully.
@@ -251,6 +311,35 @@ fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send
         };
         log::info!("{name} received: finishing in-flight requests, then stopping");
     })
+}
+
+/// On each SIGHUP (`systemctl reload`), rescans the plugins directory at once and logs the outcome;
+/// nothing else is reloaded (the configuration is read at start only). Without this handler
+/// SIGHUP's default action ended the process. Call it within the actix (tokio) runtime.
+fn reload_signal(plugins: Arc<PluginHost>) -> std::io::Result<()> {
+    use actix_web::rt::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup())?;
+    actix_web::rt::spawn(async move {
+        while hangup.recv().await.is_some() {
+            let plugins = plugins.clone();
+            let rescanned = actix_web::rt::task::spawn_blocking(move || {
+                plugins.reload_settled();
+                plugins.reload_status()
+            })
+            .await;
+            match rescanned {
+                Ok(status) if status.success => {
+                    log::info!("SIGHUP received: plugins rescanned, every file valid")
+                }
+                Ok(status) => log::warn!(
+                    "SIGHUP received: plugins rescanned, {} file(s) in error (their last good version stays in force; see /health)",
+                    status.files_in_error
+                ),
+                Err(e) => log::error!("SIGHUP received: plugins rescan failed: {e}"),
+            }
+        }
+    });
+    Ok(())
 }
 
 /// This worker's reader, with a timer that ends its read snapshot when the worker is idle. Called

@@ -20,6 +20,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub demo: DemoConfig,
     pub audit: AuditConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -93,6 +95,69 @@ impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             retention_days: crate::admin::audit::DEFAULT_RETENTION_DAYS,
+        }
+    }
+}
+
+/// `GET /metrics` (Prometheus text format).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    /// Its own address (e.g. `127.0.0.1:9300`), and then only there; unset, the main listener
+    /// serves `/metrics`.
+    pub bind: Option<String>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            bind: None,
+        }
+    }
+}
+
+/// What the access log (`inquiryd::access`, at info) records.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub access: AccessLog,
+    /// With `access = "errors"`, a request that took at least this long is logged too (0: none).
+    pub slow_ms: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            access: AccessLog::All,
+            slow_ms: 1000,
+        }
+    }
+}
+
+/// The access log's modes.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLog {
+    /// One line per request.
+    All,
+    /// Only answers with a status of 400 or more, and requests slower than `slow_ms`.
+    Errors,
+    /// None.
+    Off,
+}
+
+impl std::str::FromStr for AccessLog {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "all" => Ok(AccessLog::All),
+            "errors" => Ok(AccessLog::Errors),
+            "off" => Ok(AccessLog::Off),
+            _ => Err(format!(
+                "expected \"all\", \"errors\" or \"off\", got {s:?}"
+            )),
         }
     }
 }
@@ -316,6 +381,10 @@ impl Config {
                         .map_err(|e| err(format!("expected a whole number: {e}")))?
                 }
                 "DEMO_ENABLED" => self.demo.enabled = parse_bool(value).map_err(err)?,
+                "METRICS_ENABLED" => self.metrics.enabled = parse_bool(value).map_err(err)?,
+                "METRICS_BIND" => self.metrics.bind = Some(value.clone()).filter(|v| !v.is_empty()),
+                "LOG_ACCESS" => self.log.access = value.parse().map_err(err)?,
+                "LOG_SLOW_MS" => self.log.slow_ms = parse_u64(value)?,
                 _ => return Err(err("unknown setting (see config.toml for the keys)".into())),
             }
         }
@@ -387,6 +456,18 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "auth.login_concurrency: must be between 1 and 64".into(),
             ));
+        }
+        if let Some(bind) = &self.metrics.bind {
+            if bind.parse::<SocketAddr>().is_err() {
+                return Err(ConfigError::Invalid(format!(
+                    "metrics.bind: {bind:?} is not an address like 127.0.0.1:9300"
+                )));
+            }
+            if *bind == self.server.bind && !bind.ends_with(":0") {
+                return Err(ConfigError::Invalid(format!(
+                    "metrics.bind: {bind:?} is server.bind too (leave metrics.bind out to serve /metrics there)"
+                )));
+            }
         }
         if self.auth.login_wait_ms > 10_000 {
             return Err(ConfigError::Invalid(
@@ -531,6 +612,42 @@ mod tests {
                 "INQUIRYD_AUTH_LOGIN_MAX_FAILURES_PER_ADDRESS",
                 "1000000",
                 "auth.login_max_failures_per_address",
+            ),
+        ] {
+            let env = vec![(name.to_string(), value.to_string())];
+            let err = Config::load_with_env(&none, &Overrides::default(), &env)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn metrics_and_access_log_settings_come_from_file_and_env_and_bad_values_are_named() {
+        let (_d, path) = write(
+            "[metrics]\nenabled = false\nbind = \"127.0.0.1:9300\"\n[log]\naccess = \"errors\"\nslow_ms = 250\n",
+        );
+        let c = Config::load_with_env(&ConfigSource::Explicit(path), &Overrides::default(), &[])
+            .unwrap();
+        assert!(!c.metrics.enabled);
+        assert_eq!(c.metrics.bind.as_deref(), Some("127.0.0.1:9300"));
+        assert_eq!((c.log.access, c.log.slow_ms), (AccessLog::Errors, 250));
+        let none = ConfigSource::Default("/nonexistent/config.toml".into());
+        let env = vec![("INQUIRYD_LOG_ACCESS".to_string(), "off".to_string())];
+        let c = Config::load_with_env(&none, &Overrides::default(), &env).unwrap();
+        assert_eq!(c.log.access, AccessLog::Off);
+        let (_d, path) = write("[log]\naccess = \"some\"\n");
+        let err = Config::load_with_env(&ConfigSource::Explicit(path), &Overrides::default(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("access") && err.contains("errors"), "{err}");
+        for (name, value, key) in [
+            ("INQUIRYD_LOG_ACCESS", "most", "INQUIRYD_LOG_ACCESS"),
+            ("INQUIRYD_METRICS_BIND", "localhost", "metrics.bind"),
+            (
+                "INQUIRYD_METRICS_ENABLED",
+                "maybe",
+                "INQUIRYD_METRICS_ENABLED",
             ),
         ] {
             let env = vec![(name.to_string(), value.to_string())];

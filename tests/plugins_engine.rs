@@ -2076,7 +2076,7 @@ mod props {
 // ---------------------------------------------------------------------------------------------
 
 /// Random bursts of valid and invalid saves of one plugin file, in place and by rename, checked
-/// against the README's promise: the version in force is the newest valid version the watcher
+/// against the promise of docs/plugins.md: the version in force is the newest valid version the watcher
 /// read (every read is reported by the host's read observer, in order), and health names it by its
 /// SHA-256 and read time; once the last save has settled, the latest read is of the bytes on disk.
 mod bursts {

@@ -86,6 +86,27 @@ impl FromRequest for NoParams {
     }
 }
 
+/// Every route pattern [`configure`] mounts. Each resource is named by its pattern: the metrics
+/// count requests by it (`route` label), never by the raw path.
+pub const ROUTES: &[&str] = &[
+    "/api/v1/livechat/inquiries.getOne",
+    "/api/v1/permissions.listAll",
+    "/api/v1/permissions.update",
+    "/api/v1/permissions.addRole",
+    "/api/v1/permissions.removeRole",
+    "/api/v1/login",
+    "/api/v1/logout",
+    "/api/v1/me",
+    "/api/info",
+    "/health",
+];
+
+/// A resource for `path`, named by it (see [`ROUTES`]).
+fn resource(path: &'static str) -> actix_web::Resource {
+    debug_assert!(ROUTES.contains(&path), "{path} missing from api::ROUTES");
+    web::resource(path).name(path)
+}
+
 /// Mounts every route, each with a JSON 405 for other methods. Authenticated routes are declared
 /// with their permissions through [`guarded`]; only login, info and health are open.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -99,52 +120,52 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     use livechat::VIEW_L_ROOM;
     use permissions::ACCESS_PERMISSIONS;
     cfg.service(
-        web::resource("/api/v1/livechat/inquiries.getOne")
+        resource("/api/v1/livechat/inquiries.getOne")
             .route(web::get().to(guarded(&[VIEW_L_ROOM], livechat::inquiries_get_one)))
             .default_service(not_allowed("GET")),
     )
     .service(
-        web::resource("/api/v1/permissions.listAll")
+        resource("/api/v1/permissions.listAll")
             .route(web::get().to(guarded(AUTH_ONLY, permissions::list_all)))
             .default_service(not_allowed("GET")),
     )
     .service(
-        web::resource("/api/v1/permissions.update")
+        resource("/api/v1/permissions.update")
             .route(web::post().to(guarded(&[ACCESS_PERMISSIONS], permissions::update)))
             .default_service(not_allowed("POST")),
     )
     .service(
-        web::resource("/api/v1/permissions.addRole")
+        resource("/api/v1/permissions.addRole")
             .route(web::post().to(guarded(&[ACCESS_PERMISSIONS], permissions::add_role)))
             .default_service(not_allowed("POST")),
     )
     .service(
-        web::resource("/api/v1/permissions.removeRole")
+        resource("/api/v1/permissions.removeRole")
             .route(web::post().to(guarded(&[ACCESS_PERMISSIONS], permissions::remove_role)))
             .default_service(not_allowed("POST")),
     )
     .service(
-        web::resource("/api/v1/login")
+        resource("/api/v1/login")
             .route(web::post().to(auth::login))
             .default_service(not_allowed("POST")),
     )
     .service(
-        web::resource("/api/v1/logout")
+        resource("/api/v1/logout")
             .route(web::post().to(guarded(AUTH_ONLY, auth::logout)))
             .default_service(not_allowed("POST")),
     )
     .service(
-        web::resource("/api/v1/me")
+        resource("/api/v1/me")
             .route(web::get().to(guarded(AUTH_ONLY, auth::me)))
             .default_service(not_allowed("GET")),
     )
     .service(
-        web::resource("/api/info")
+        resource("/api/info")
             .route(web::get().to(info::info))
             .default_service(not_allowed("GET")),
     )
     .service(
-        web::resource("/health")
+        resource("/health")
             .route(web::get().to(health::health))
             .default_service(not_allowed("GET")),
     );

@@ -12,6 +12,7 @@
 //! costs one indexed read each and no rebuild, and known tokens never touch the database.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -154,6 +155,8 @@ fn load(conn: &mut rusqlite::Connection) -> rusqlite::Result<AuthSnapshot> {
 pub struct AuthCache {
     current: ArcSwap<AuthSnapshot>,
     pool: Pool,
+    /// When the snapshot was last known current (unix seconds): at load and at each refresh.
+    checked_at: AtomicI64,
     /// Serialises rebuilds so the poller and a login handler never rebuild twice at once.
     refresh_lock: Mutex<()>,
 }
@@ -165,6 +168,7 @@ impl AuthCache {
         Ok(Arc::new(AuthCache {
             current: ArcSwap::from_pointee(snapshot),
             pool,
+            checked_at: AtomicI64::new(db::now_secs()),
             refresh_lock: Mutex::new(()),
         }))
     }
@@ -200,12 +204,19 @@ impl AuthCache {
         let mut conn = self.pool.get()?;
         let version = db::auth_version(&conn)?;
         if version == self.current.load().version {
+            self.checked_at.store(db::now_secs(), Ordering::Relaxed);
             return Ok(false);
         }
         let snapshot = load(&mut conn)?;
         log::debug!("auth: snapshot refreshed to version {}", snapshot.version);
         self.current.store(Arc::new(snapshot));
+        self.checked_at.store(db::now_secs(), Ordering::Relaxed);
         Ok(true)
+    }
+
+    /// When the snapshot in force was last known to match the database (unix seconds).
+    pub fn checked_at(&self) -> i64 {
+        self.checked_at.load(Ordering::Relaxed)
     }
 
     /// Starts the background poller; it stops when the returned handle is dropped.

@@ -56,6 +56,38 @@ pub fn hash_password(plain: &str) -> Result<String, String> {
 #[derive(Default)]
 pub struct Memory {
     blocks: Vec<Block>,
+    /// Where a verification slot counts its argon2 runs (none outside a [`Verifier`]).
+    counted: Option<Arc<Verifications>>,
+}
+
+/// Argon2 runs by their parameters, counted by a [`Verifier`]'s slots (the metrics show them):
+/// every login that reaches a slot costs exactly one run, with the same parameters whether the
+/// user exists or not.
+#[derive(Debug, Default)]
+pub struct Verifications {
+    /// `("m=19456,t=2,p=1", runs)`: one entry per parameter set seen, a handful at most.
+    runs: Mutex<Vec<(String, u64)>>,
+}
+
+impl Verifications {
+    fn count(&self, params: &Params) {
+        let label = format!(
+            "m={},t={},p={}",
+            params.m_cost(),
+            params.t_cost(),
+            params.p_cost()
+        );
+        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        match runs.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, n)) => *n += 1,
+            None => runs.push((label, 1)),
+        }
+    }
+
+    /// The runs so far, by parameters.
+    pub fn snapshot(&self) -> Vec<(String, u64)> {
+        self.runs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 impl Memory {
@@ -114,6 +146,9 @@ impl Stored {
             out,
             memory.blocks(self.block_count),
         );
+        if let Some(counted) = &memory.counted {
+            counted.count(self.argon2.params());
+        }
         hashed.is_ok() && bool::from(out.ct_eq(&self.expected))
     }
 }
@@ -152,6 +187,7 @@ pub struct Verifier {
     permits: Arc<Semaphore>,
     jobs: SyncSender<Job>,
     wait: Duration,
+    verifications: Arc<Verifications>,
 }
 
 /// A free slot, held until the job given to [`Slot::run`] has finished.
@@ -167,17 +203,25 @@ impl Verifier {
         // Never more than `slots` jobs exist (one per permit), so the channel never fills.
         let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(slots);
         let rx = Arc::new(Mutex::new(rx));
+        let verifications = Arc::new(Verifications::default());
         for i in 0..slots {
             let rx = rx.clone();
+            let counted = verifications.clone();
             std::thread::Builder::new()
                 .name(format!("login-verify-{i}"))
-                .spawn(move || slot_thread(&rx))?;
+                .spawn(move || slot_thread(&rx, counted))?;
         }
         Ok(Verifier {
             permits: Arc::new(Semaphore::new(slots)),
             jobs,
             wait,
+            verifications,
         })
+    }
+
+    /// The argon2 runs of this verifier's slots.
+    pub fn verifications(&self) -> Arc<Verifications> {
+        self.verifications.clone()
     }
 
     /// A free slot, waiting at most the configured time (first come, first served); `None` when
@@ -220,9 +264,13 @@ impl Slot {
     }
 }
 
-fn slot_thread(rx: &Mutex<Receiver<Job>>) {
+fn slot_thread(rx: &Mutex<Receiver<Job>>, counted: Arc<Verifications>) {
     lower_priority();
-    let mut memory = Memory::default();
+    let fresh = || Memory {
+        blocks: Vec::new(),
+        counted: Some(counted.clone()),
+    };
+    let mut memory = fresh();
     loop {
         let job = match rx.lock().unwrap_or_else(|e| e.into_inner()).recv() {
             Ok(job) => job,
@@ -232,7 +280,7 @@ fn slot_thread(rx: &Mutex<Receiver<Job>>) {
         // A panicking job drops its reply (the caller answers 500) but must not lose the slot.
         if std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut memory))).is_err() {
             log::error!("login: password verification panicked");
-            memory = Memory::default();
+            memory = fresh();
         }
     }
 }

@@ -15,6 +15,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -22,6 +23,11 @@ use rusqlite::{Connection, OpenFlags};
 use super::DbError;
 use super::file::DbWatch;
 use crate::periodic::Periodic;
+
+/// Checkpoint rounds run, and WAL truncations done, by every checkpointer of this process (the
+/// metrics show them).
+pub static RUNS: AtomicU64 = AtomicU64::new(0);
+pub static TRUNCATIONS: AtomicU64 = AtomicU64::new(0);
 
 /// How often the thread checkpoints. A round with nothing to copy costs two lock calls.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
@@ -55,6 +61,7 @@ pub fn spawn(path: &Path, watch: Arc<DbWatch>) -> Result<Periodic, DbError> {
         });
         match round {
             Ok((frames, done)) => {
+                RUNS.fetch_add(1, Ordering::Relaxed);
                 if failing {
                     log::info!("database {shown}: checkpoints work again");
                     failing = false;
@@ -67,6 +74,7 @@ pub fn spawn(path: &Path, watch: Arc<DbWatch>) -> Result<Periodic, DbError> {
                 if on_disk > WAL_SIZE_LIMIT && done == frames {
                     match truncate(&conn) {
                         Ok(true) => {
+                            TRUNCATIONS.fetch_add(1, Ordering::Relaxed);
                             log::info!(
                                 "database {shown}: WAL of {} MiB ({frames} frames committed) truncated",
                                 on_disk >> 20

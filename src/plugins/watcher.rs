@@ -3,7 +3,7 @@
 //! write, rename or deletion (events queued meanwhile are served by the same rescan), and every
 //! [`RESCAN_EVERY`] as a safety net for lost events or a replaced directory.
 //!
-//! The promise about versions (README, "Live reload"): every version of a file this module reads is
+//! The promise about versions (docs/plugins.md, "Live reload"): every version of a file this module reads is
 //! compiled at once, and the version in force is always the newest valid version it read (reads are
 //! in order, so newest read is newest on disk). Events are not debounced, so each save the kernel
 //! reports is followed by a read; a version replaced before that read (one that existed for a
@@ -186,6 +186,34 @@ struct Inner {
     observer: Option<ReadObserver>,
     /// Rescans done since start.
     rescans: AtomicU64,
+    /// The last rescan's outcome, for the metrics (see [`ReloadStatus`]).
+    status: ArcSwap<ReloadStatus>,
+}
+
+/// How the plugins directory last read (the metrics show it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReloadStatus {
+    /// The last rescan read the directory and found every file valid.
+    pub success: bool,
+    /// Unix time of the last such rescan (or of the start).
+    pub last_success: i64,
+    /// Files whose current version is invalid (their last good version stays in force).
+    pub files_in_error: usize,
+}
+
+impl ReloadStatus {
+    fn after(state: &State, previous: Option<&ReloadStatus>) -> ReloadStatus {
+        let files_in_error = state.files.values().filter(|f| f.error.is_some()).count();
+        let success = files_in_error == 0 && state.last_error.is_none();
+        ReloadStatus {
+            success,
+            last_success: match previous {
+                Some(p) if !success => p.last_success,
+                _ => Utc::now().timestamp(),
+            },
+            files_in_error,
+        }
+    }
 }
 
 /// The live plugin set of a running server. Dropping it stops the watcher without waiting.
@@ -247,6 +275,7 @@ impl PluginHost {
         };
         let set = build_set(&state);
         log_summary(&dir, &state, &set);
+        let status = ReloadStatus::after(&state, None);
         let inner = Arc::new(Inner {
             health: ArcSwap::from_pointee(health_details(&dir, &state)),
             dir,
@@ -254,6 +283,7 @@ impl PluginHost {
             state: Mutex::new(state),
             observer,
             rescans: AtomicU64::new(0),
+            status: ArcSwap::from_pointee(status),
         });
         let stop = if watch {
             let (tx, rx) = mpsc::channel();
@@ -289,10 +319,25 @@ impl PluginHost {
         self.inner.reload();
     }
 
+    /// Rescans now, and again while a file is still settling or within its grace period, so the
+    /// outcome is decided when it returns (at most about [`SETTLE`] + [`MISSING_GRACE`] later).
+    /// SIGHUP's rescan: without a watcher, nothing else would rescan a settling file.
+    pub fn reload_settled(&self) {
+        let deadline = Instant::now() + SETTLE + MISSING_GRACE + Duration::from_secs(1);
+        while self.inner.reload() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// How many rescans were done since start (by the watcher or [`PluginHost::reload`]): with
     /// nothing changing, about one per [`RESCAN_EVERY`].
     pub fn rescans(&self) -> u64 {
         self.inner.rescans.load(Ordering::Relaxed)
+    }
+
+    /// How the last rescan went.
+    pub fn reload_status(&self) -> ReloadStatus {
+        **self.inner.status.load()
     }
 
     /// Health details: the directory, each plugin file's state (`ok`, `error` or `disabled`, its error,
@@ -389,6 +434,9 @@ impl Inner {
         let mut state = self.lock();
         let (pending, set) = self.rescan(&mut state);
         self.rescans.fetch_add(1, Ordering::Relaxed);
+        let previous = **self.status.load();
+        self.status
+            .store(Arc::new(ReloadStatus::after(&state, Some(&previous))));
         // health first: whoever sees the new set, then asks for health, sees the new details
         self.health
             .store(Arc::new(health_details(&self.dir, &state)));

@@ -2,6 +2,7 @@
 //! One test binary, one file per feature.
 
 mod admin_cli;
+mod access_log;
 mod cli;
 mod crash;
 mod db_file;
@@ -15,11 +16,15 @@ mod import;
 mod load;
 mod login;
 mod permissions_routes;
+mod metrics;
 mod plugin_inputs;
 mod plugins;
 mod propagation;
 mod python_client;
 mod read_your_writes;
+mod python_tools;
+mod readme;
 mod schema;
+mod service;
 mod slow_clients;
 mod stored_data;

@@ -1,10 +1,10 @@
 //! Compatibility with a real client: the PyPI package `rocketchat-API` logs in and reads an inquiry.
-//! `.ci/run` installs it; locally the test is skipped (with a note) when it is missing, but under
-//! `CI=true` a missing client is a failure.
+//! It runs from the test virtualenv (`python_tools`), built on first use.
 
 use std::process::Command;
 
 use crate::helpers::*;
+use crate::python_tools::venv_or_not_run;
 
 const SCRIPT: &str = r#"
 import json, sys
@@ -21,28 +21,14 @@ except RocketAuthenticationException:
     print("auth refused")
 "#;
 
-fn client_available() -> bool {
-    Command::new("python3")
-        .args(["-c", "import rocketchat_API"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 #[test]
 fn rocketchat_api_client_logs_in_and_reads_an_inquiry() {
-    if !client_available() {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must install the PyPI package rocketchat-API (see .ci/run)"
-        );
-        eprintln!(
-            "skipped: python3 package rocketchat-API is not installed (pip install rocketchat-API)"
-        );
+    let Some(venv) = venv_or_not_run("rocketchat_api_client_logs_in_and_reads_an_inquiry") else {
         return;
-    }
+    };
     let app = spawn_app();
     app.user_with_token("pyuser", &["livechat-agent"]);
-    let out = Command::new("python3")
+    let out = Command::new(venv.program("python"))
         .args(["-c", SCRIPT, &app.base])
         .output()
         .expect("run python3");

@@ -7,8 +7,7 @@
 //! when they drift). Where that description and Rocket.Chat's real answers (our fixtures) disagree,
 //! the fixtures win; each such case is excluded narrowly below and says why.
 //!
-//! `.ci/run` installs schemathesis; locally the test is skipped with a note when it is missing,
-//! but under `CI` a missing schemathesis is a failure.
+//! schemathesis runs from the test virtualenv (`python_tools`), built on first use.
 
 use std::path::Path;
 use std::process::Command;
@@ -16,6 +15,7 @@ use std::process::Command;
 use inquiryd::app::{DEMO_TOKEN, DEMO_USER_ID};
 
 use crate::helpers::*;
+use crate::python_tools::venv_or_not_run;
 
 const SPEC: &str = "tests/openapi/rocketchat-subset.yaml";
 
@@ -105,13 +105,17 @@ fn patched_spec() -> String {
     spec
 }
 
-fn schemathesis_version() -> Option<String> {
-    Command::new("schemathesis")
+fn schemathesis_version(program: &Path) -> String {
+    let out = Command::new(program)
         .arg("--version")
         .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| stdout(&o).trim().to_string())
+        .expect("run schemathesis --version");
+    assert!(
+        out.status.success(),
+        "schemathesis --version: {}",
+        stderr(&out)
+    );
+    stdout(&out).trim().to_string()
 }
 
 fn spec_path() -> std::path::PathBuf {
@@ -123,7 +127,11 @@ fn openapi_copy_matches_the_shared_description() {
     let shared =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/openapi/rocketchat-subset.yaml");
     let Ok(upstream) = std::fs::read_to_string(&shared) else {
-        eprintln!("skipped: {} not present", shared.display());
+        // Straight to the process's stderr: eprintln! output of a passing test is captured.
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stderr(),
+            format_args!("\nNOT RUN: {} not present\n", shared.display()),
+        );
         return;
     };
     let copy = std::fs::read_to_string(spec_path()).expect("tests/openapi copy");
@@ -132,14 +140,12 @@ fn openapi_copy_matches_the_shared_description() {
 
 #[test]
 fn rocketchat_openapi_description_is_honoured() {
-    let Some(version) = schemathesis_version() else {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must install the PyPI package schemathesis (see .ci/run)"
-        );
-        eprintln!("skipped: schemathesis is not installed (pip install schemathesis)");
+    let Some(venv) = venv_or_not_run("rocketchat_openapi_description_is_honoured") else {
         return;
     };
+    let schemathesis = venv.program("schemathesis");
+    let version = schemathesis_version(&schemathesis);
+    assert_eq!(version, "schemathesis, version 4.32.5");
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("plugins")).unwrap();
     let config = dir.path().join("config.toml");
@@ -149,7 +155,7 @@ fn rocketchat_openapi_description_is_honoured() {
     std::fs::write(&spec, patched_spec()).unwrap();
 
     let t = std::time::Instant::now();
-    let out = Command::new("schemathesis")
+    let out = Command::new(&schemathesis)
         .arg("run")
         .arg(&spec)
         .args(["--url", &server.base])
