@@ -26,6 +26,16 @@ pub enum ApiError {
     TooManyRequests(u64),
     #[error("payload too large")]
     PayloadTooLarge,
+    /// A refusal in Rocket.Chat's `API.v1.failure(error, errorType)` shape,
+    /// `{"success":false,"error":…,"errorType":…}`, optionally with `details`; the status is the
+    /// caller's choice (400 for most client mistakes, 404, 409, 413).
+    #[error("{error} ({error_type})")]
+    Failure {
+        status: StatusCode,
+        error: String,
+        error_type: &'static str,
+        details: Option<serde_json::Value>,
+    },
     /// A request (its head or its body) not received within the server's deadline.
     #[error("request timeout")]
     RequestTimeout,
@@ -62,6 +72,23 @@ impl std::fmt::Display for InvalidParams {
             InvalidParams::AdditionalProperty => "additional property",
             InvalidParams::RoomIdNotString => "roomId not a string",
         })
+    }
+}
+
+impl ApiError {
+    /// A 400 in Rocket.Chat's `failure(error, errorType)` shape.
+    pub fn failure(error: impl Into<String>, error_type: &'static str) -> ApiError {
+        ApiError::Failure {
+            status: StatusCode::BAD_REQUEST,
+            error: error.into(),
+            error_type,
+            details: None,
+        }
+    }
+
+    /// Rocket.Chat's 400 for a body its validator refuses: `"<why> [invalid-params]"`.
+    pub fn invalid_params(why: impl std::fmt::Display) -> ApiError {
+        ApiError::failure(format!("{why} [invalid-params]"), "invalid-params")
     }
 }
 
@@ -139,7 +166,7 @@ impl ApiError {
             ApiError::Unavailable(_) | ApiError::Stopping => {
                 r#"{"success":false,"error":"Service unavailable, try again later"}"#
             }
-            ApiError::BadRequest(_) => "",
+            ApiError::BadRequest(_) | ApiError::Failure { .. } => "",
         }
     }
 }
@@ -157,6 +184,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) | ApiError::Stopping => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Failure { status, .. } => *status,
         }
     }
 
@@ -167,6 +195,22 @@ impl ResponseError for ApiError {
                 status,
                 serde_json::json!({"success": false, "error": msg}).to_string(),
             ),
+            ApiError::Failure {
+                error,
+                error_type,
+                details,
+                ..
+            } => {
+                let mut body = serde_json::json!({
+                    "success": false,
+                    "error": error,
+                    "errorType": error_type,
+                });
+                if let Some(details) = details {
+                    body["details"] = details.clone();
+                }
+                json(status, body.to_string())
+            }
             _ => json(status, self.body()),
         };
         match self {

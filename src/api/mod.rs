@@ -7,6 +7,7 @@ pub mod health;
 pub mod info;
 pub mod livechat;
 pub mod logged;
+pub mod plugins_admin;
 
 use std::future::{Ready, ready};
 use std::sync::Arc;
@@ -18,15 +19,18 @@ pub use errors::ApiError;
 use crate::app::AppState;
 use crate::auth::{AuthSnapshot, UserEntry};
 
+/// A route answering the JSON 405 that names the `allow`ed method.
+pub(crate) fn not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move || {
+        ready(Err::<actix_web::HttpResponse, _>(
+            ApiError::MethodNotAllowed(allow),
+        ))
+    })
+}
+
 /// Mounts every route, each with a JSON 405 for other methods.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    fn not_allowed(allow: &'static str) -> actix_web::Route {
-        web::to(move || {
-            ready(Err::<actix_web::HttpResponse, _>(
-                ApiError::MethodNotAllowed(allow),
-            ))
-        })
-    }
+    plugins_admin::configure(cfg);
     cfg.service(
         web::resource("/api/v1/livechat/inquiries.getOne")
             .route(web::get().to(livechat::inquiries_get_one))
@@ -112,7 +116,15 @@ impl FromRequest for Caller {
 
 /// Reads a request body up to [`crate::app::MAX_BODY`] bytes; more is a 413. The body is already
 /// in memory by then: [`crate::conn::ReadBodyFirst`] read it, within its deadline, before routing.
-pub async fn read_body(mut payload: web::Payload) -> Result<web::BytesMut, ApiError> {
+pub async fn read_body(payload: web::Payload) -> Result<web::BytesMut, ApiError> {
+    read_body_within(payload, crate::app::MAX_BODY).await
+}
+
+/// [`read_body`] with another limit (see [`crate::app::body_limit`]).
+pub async fn read_body_within(
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, ApiError> {
     use futures_util::StreamExt;
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
@@ -120,8 +132,8 @@ pub async fn read_body(mut payload: web::Payload) -> Result<web::BytesMut, ApiEr
             log::debug!("request body: {e}");
             ApiError::BadRequest("Could not read the request body".into())
         })?;
-        if body.len() + chunk.len() > crate::app::MAX_BODY {
-            return Err(ApiError::PayloadTooLarge);
+        if body.len() + chunk.len() > limit {
+            return Err(crate::app::body_too_large(limit));
         }
         body.extend_from_slice(&chunk);
     }
