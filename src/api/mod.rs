@@ -2,6 +2,7 @@
 //! [`Caller`] extractor, so a handler's signature says what it requires.
 
 pub mod auth;
+pub mod console;
 pub mod errors;
 pub mod health;
 pub mod info;
@@ -31,6 +32,7 @@ pub(crate) fn not_allowed(allow: &'static str) -> actix_web::Route {
 /// Mounts every route, each with a JSON 405 for other methods.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     plugins_admin::configure(cfg);
+    console::configure(cfg);
     cfg.service(
         web::resource("/api/v1/livechat/inquiries.getOne")
             .route(web::get().to(livechat::inquiries_get_one))

@@ -2,6 +2,7 @@
 //! One test binary, one file per feature.
 
 mod cli;
+mod console;
 mod crash;
 mod db_file;
 mod files;
