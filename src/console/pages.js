@@ -197,10 +197,10 @@ function userRow(u, roles, status, reload) {
   actions.append(toggle, editRoles, token);
   return h('tr', { 'data-user': u.username },
     h('th', { scope: 'row' }, u.username),
-    h('td', {}, u.name || ''),
-    h('td', {}, (u.roles || []).map((r) => h('span', { class: 'tag' }, r))),
-    h('td', {}, h('span', { class: `badge ${u.active ? 'ok' : 'off'}` }, u.active ? 'active' : 'inactive')),
-    h('td', {}, actions));
+    h('td', { 'data-label': 'Name' }, u.name || ''),
+    h('td', { 'data-label': 'Roles' }, (u.roles || []).map((r) => h('span', { class: 'tag' }, r))),
+    h('td', { 'data-label': 'Status' }, h('span', { class: `badge ${u.active ? 'ok' : 'off'}` }, u.active ? 'active' : 'inactive')),
+    h('td', { 'data-label': 'Actions' }, actions));
 }
 
 function createUserCard(roles, reload) {
@@ -232,7 +232,7 @@ function createUserCard(roles, reload) {
   field('new-username', 'Username', { autocomplete: 'off' }),
   field('new-name', 'Name', { autocomplete: 'off' }),
   field('new-email', 'Email', { type: 'email', autocomplete: 'off' }),
-  field('new-password', 'Password (set once; the user changes it)', { type: 'password', autocomplete: 'new-password', minlength: 8 }),
+  field('new-password', 'Password (set once, here)', { type: 'password', autocomplete: 'new-password', minlength: 8 }),
   h('fieldset', {}, h('legend', {}, 'Roles'), h('div', { class: 'checks' }, boxes)),
   out,
   h('button', { type: 'submit' }, 'Create user'));
@@ -330,11 +330,11 @@ export async function auditPage(el) {
         h('caption', { class: 'sr-only' }, 'Audit trail, newest first'),
         h('thead', {}, h('tr', {}, ['When', 'Actor', 'Kind', 'Subject', 'Change'].map((t) => h('th', { scope: 'col' }, t)))),
         h('tbody', {}, entries.map((e) => h('tr', {},
-          h('td', { class: 'nowrap' }, when(e.at)),
-          h('td', {}, e.actor),
-          h('td', {}, h('span', { class: 'tag' }, e.kind)),
-          h('td', {}, h('code', {}, typeof e.subject === 'string' ? e.subject : JSON.stringify(e.subject))),
-          h('td', {}, h('details', {}, h('summary', {}, 'before → after'),
+          h('td', { class: 'nowrap', 'data-label': 'When' }, when(e.at)),
+          h('td', { 'data-label': 'Actor' }, e.actor),
+          h('td', { 'data-label': 'Kind' }, h('span', { class: 'tag' }, e.kind)),
+          h('td', { 'data-label': 'Subject' }, h('code', {}, typeof e.subject === 'string' ? e.subject : JSON.stringify(e.subject))),
+          h('td', { 'data-label': 'Change' }, h('details', {}, h('summary', {}, 'before → after'),
             h('pre', { class: 'json small' }, `${JSON.stringify(e.before, null, 2)}\n→\n${JSON.stringify(e.after, null, 2)}`)))))))
       : h('p', { class: 'muted' }, 'No entries match.'));
     const total = res.total ?? entries.length;

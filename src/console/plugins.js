@@ -78,11 +78,11 @@ export async function pluginsPage(el) {
     }, 'Delete');
     return h('tr', { 'data-plugin': f.file },
       h('th', { scope: 'row' }, h('a', { href: `#/plugins/${encodeURIComponent(f.file)}` }, f.file), drafts.has(f.file) ? h('span', { class: 'tag warn' }, 'unsaved draft') : null),
-      h('td', {}, stateBadge(f), f.serving_last_good ? h('div', { class: 'small muted' }, 'last good version in force') : null),
-      h('td', { class: 'num' }, String(f.hooks)),
-      h('td', {}, h('code', { title: f.in_force ? f.in_force.sha256 : '' }, shortSha(f.in_force)), f.in_force ? h('div', { class: 'small muted' }, when(f.in_force.read_at)) : null),
-      h('td', { class: 'error-text' }, f.error ? h('code', {}, f.error) : ''),
-      h('td', {}, h('div', { class: 'actions' }, enable, del)));
+      h('td', { 'data-label': 'State' }, stateBadge(f), f.serving_last_good ? h('div', { class: 'small muted' }, 'last good version in force') : null),
+      h('td', { class: 'num', 'data-label': 'Hooks' }, String(f.hooks)),
+      h('td', { 'data-label': 'In force' }, h('code', { title: f.in_force ? f.in_force.sha256 : '' }, shortSha(f.in_force)), f.in_force ? h('div', { class: 'small muted' }, when(f.in_force.read_at)) : null),
+      h('td', { class: 'error-text', 'data-label': 'Error' }, f.error ? h('code', {}, f.error) : ''),
+      h('td', { 'data-label': 'Actions' }, h('div', { class: 'actions' }, enable, del)));
   });
   mount(
     el,

@@ -15,6 +15,7 @@ mod load;
 mod login;
 mod plugin_inputs;
 mod plugins;
+mod plugins_admin;
 mod propagation;
 mod python_client;
 mod schema;
