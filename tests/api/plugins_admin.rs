@@ -578,3 +578,50 @@ fn rooms_search_finds_a_room_by_id_or_inquiry_name() {
         400
     );
 }
+
+/// schemathesis drives `tests/openapi/inquiryd-console.yaml` against the real app with an
+/// admin's credentials: no 5xx, only documented statuses, bodies as documented.
+#[test]
+fn console_openapi_description_is_honoured() {
+    let Some(version) = crate::schema::schemathesis_version() else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must install the PyPI package schemathesis (see .ci/run)"
+        );
+        eprintln!("skipped: schemathesis is not installed (pip install schemathesis)");
+        return;
+    };
+    let app = spawn_app();
+    let (uid, tok) = admin(&app);
+    std::fs::write(app.plugins.join("mask.json"), MASK).unwrap();
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/openapi/inquiryd-console.yaml");
+    let t = std::time::Instant::now();
+    let out = std::process::Command::new("schemathesis")
+        .arg("run")
+        .arg(&spec)
+        .args(["--url", &app.base])
+        .args(["-H", &format!("X-User-Id: {uid}")])
+        .args(["-H", &format!("X-Auth-Token: {tok}")])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,response_schema_conformance",
+        ])
+        .args(["--phases", "examples,coverage,fuzzing"])
+        .args(["--max-examples", "60", "--seed", "6"])
+        .args(["--request-timeout", "10", "--generation-database", "none"])
+        .arg("--no-color")
+        .current_dir(app.dir.path())
+        .output()
+        .expect("run schemathesis");
+    let report = format!(
+        "{}\n{}",
+        crate::helpers::stdout(&out),
+        crate::helpers::stderr(&out)
+    );
+    eprintln!("{version}, {:?}:\n{report}", t.elapsed());
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{report}"
+    );
+}

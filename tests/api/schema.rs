@@ -105,7 +105,7 @@ fn patched_spec() -> String {
     spec
 }
 
-fn schemathesis_version() -> Option<String> {
+pub(crate) fn schemathesis_version() -> Option<String> {
     Command::new("schemathesis")
         .arg("--version")
         .output()
