@@ -47,6 +47,31 @@ async function pendingStep(group, name, fn) {
   await step(name, fn);
 }
 
+/**
+ * Until a group's routes are merged, its page is also rendered against stubbed answers in
+ * Rocket.Chat's documented shapes (page.route), so its layout, screenshots and accessibility are
+ * checked now. Never used for a group in CONSOLE_E2E_ENABLE.
+ */
+async function stubbed(page, group, routes, fn) {
+  if (ENABLED.has(group)) return;
+  for (const [path, answer] of Object.entries(routes)) {
+    await page.route(`**${path}*`, (route) => {
+      const [status, body] = typeof answer === 'function' ? answer(route.request()) : [200, answer];
+      return route.fulfill({ status, contentType: 'application/json', body: JSON.stringify(body) });
+    });
+  }
+  try {
+    await step(`STUBBED ${group}: the page rendered against stubbed ${group} routes`, fn);
+  } finally {
+    for (const path of Object.keys(routes)) await page.unroute(`**${path}*`);
+  }
+}
+
+const STUB_PERMISSIONS = ['access-permissions', 'create-user', 'edit-other-user-active-status', 'manage-apps', 'view-l-room', 'view-livechat-manager', 'view-livechat-queue']
+  .map((id) => ({ _id: id, roles: id === 'view-l-room' ? ['livechat-manager', 'livechat-monitor', 'livechat-agent', 'admin'] : ['admin'], _updatedAt: '2025-01-01T00:00:00.000Z' }));
+const STUB_ROLES = ['admin', 'livechat-agent', 'livechat-manager', 'livechat-monitor', 'user']
+  .map((id) => ({ _id: id, name: id, scope: 'Users', description: '', protected: true }));
+
 /** GET/POST from Node, as a script (curl) would. */
 async function api(method, path, { auth, body } = {}) {
   const headers = { 'Content-Type': 'application/json' };
@@ -146,6 +171,26 @@ try {
     assert.equal((await getOne(demo)).status, 200, 'the demo agent has view-l-room again');
   });
 
+  await stubbed(page, 'permissions', {
+    '/api/v1/permissions.listAll': { update: STUB_PERMISSIONS, remove: [], success: true },
+    '/api/v1/roles.list': { roles: STUB_ROLES, success: true },
+    '/api/v1/permissions.removeRole': (req) => (req.postDataJSON().permissionId === 'access-permissions'
+      ? [400, { success: false, error: 'Removing access-permissions from admin would leave no active user able to manage permissions', errorType: 'error-last-admin' }]
+      : [200, { success: true }]),
+    '/api/v1/permissions.addRole': { success: true },
+  }, async () => {
+    await page.getByRole('link', { name: 'Users & tokens' }).click();
+    await page.getByRole('link', { name: 'Permissions' }).click();
+    await page.locator('table.matrix').waitFor();
+    await page.getByRole('checkbox', { name: 'access-permissions for admin', exact: true }).click();
+    await page.getByText(/would leave no active user/).waitFor();
+    assert.equal(await page.getByRole('checkbox', { name: 'access-permissions for admin', exact: true }).isChecked(), true, 'a refused change is undone');
+    await page.getByLabel('Filter').fill('l-room');
+    assert.equal(await page.locator('tr[data-perm-row]:visible').count(), 1);
+    await page.getByLabel('Filter').fill('');
+    await capture(page, '02b-permissions-matrix');
+  });
+
   // ---------------------------------------------------------------- users
   await step('users page: shown to an admin', async () => {
     await page.getByRole('link', { name: 'Users & tokens' }).click();
@@ -169,6 +214,29 @@ try {
     assert.equal(me.status, 200);
     assert.equal(me.body.username, 'e2e.agent');
     assert.equal((await getOne([userId, secret])).status, 200);
+  });
+
+  await stubbed(page, 'users', {
+    '/api/v1/users.list': {
+      users: [
+        { _id: 'a1', username: 'alice', name: 'Alice A.', active: true, roles: ['admin'] },
+        { _id: 'b2', username: 'bob', name: 'Bob B.', active: true, roles: ['livechat-agent'] },
+        { _id: 'c3', username: 'carol', name: 'Carol C.', active: false, roles: ['livechat-manager'] },
+      ],
+      count: 3, offset: 0, total: 3, success: true,
+    },
+    '/api/v1/roles.list': { roles: STUB_ROLES, success: true },
+    '/api/v1/users.getPersonalAccessTokens': { tokens: [{ name: 'ci-script', createdAt: '2026-11-30T10:00:00.000Z', lastTokenPart: 'a1B2c3', bypassTwoFactor: false }], success: true },
+    '/api/v1/users.createToken': { data: { userId: 'b2', authToken: 'stubbed-token-0123456789abcdefghijklmnopq' }, success: true },
+  }, async () => {
+    await page.getByRole('link', { name: 'Plugins' }).click();
+    await page.getByRole('link', { name: 'Users & tokens' }).click();
+    const row = page.locator('tr[data-user="bob"]');
+    await row.waitFor();
+    await row.getByRole('button', { name: 'New token' }).click();
+    assert.equal(await row.getByTestId('secret').inputValue(), 'stubbed-token-0123456789abcdefghijklmnopq');
+    await row.getByRole('button', { name: 'Roles…' }).click();
+    await capture(page, '03b-users-list');
   });
 
   // ---------------------------------------------------------------- plugins
@@ -274,6 +342,21 @@ try {
     await page.getByLabel('Kind').fill('plugin');
     await page.locator('.table-wrap table tbody tr').first().waitFor();
     assert.match(await page.locator('.table-wrap table tbody tr').first().textContent(), new RegExp(PLUGIN));
+  });
+
+  await stubbed(page, 'audit', {
+    '/api/v1/inquiryd/audit.list': {
+      entries: [
+        { at: '2026-12-02T14:05:00.000Z', actor: 'console.admin', kind: 'plugin.save', subject: PLUGIN, before: { sha256: '6bf7e7f8' }, after: { sha256: '91c0aa12' } },
+        { at: '2026-12-02T13:58:00.000Z', actor: 'cli:root', kind: 'permission.revoke', subject: 'view-l-room', before: { roles: ['admin', 'livechat-agent'] }, after: { roles: ['admin'] } },
+      ],
+      count: 2, offset: 0, total: 2, success: true,
+    },
+  }, async () => {
+    await page.getByRole('link', { name: 'Plugins' }).click();
+    await page.getByRole('link', { name: 'Audit' }).click();
+    await page.locator('.table-wrap table tbody tr').first().waitFor();
+    await capture(page, '08b-audit-list');
   });
 
   // ---------------------------------------------------------------- session
