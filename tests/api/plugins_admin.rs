@@ -557,6 +557,25 @@ fn preview_renders_saved_and_draft_for_a_user_or_a_set_of_roles() {
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["errorType"], "error-invalid-user");
     assert!(listing(&app).is_empty(), "a preview writes nothing");
+
+    // a draft takes its saved file's place: disabling it in the draft clears the mask
+    post(&app, "plugins.save", &draft, auth);
+    let off = json!({"name": "mask.json", "content": MASK.replace("\"priority\"", "\"enabled\": false, \"priority\"")});
+    let v = post(
+        &app,
+        "plugins.preview",
+        &json!({"roomId": DEMO_ROOM, "username": "demo.agent", "draft": off}),
+        auth,
+    )
+    .json();
+    assert_eq!(
+        v["saved"]["body"]["inquiry"]["v"]["username"], "gu******",
+        "{v}"
+    );
+    assert_eq!(
+        v["draft"]["body"]["inquiry"]["v"]["username"], "guest-51",
+        "{v}"
+    );
 }
 
 #[test]
