@@ -545,6 +545,7 @@ struct SaveBody {
 /// new version is in force. Invalid → 400 `error-invalid-plugin` with every problem in
 /// `details.errors`, nothing written.
 fn save(
+    actor: &str,
     host: &PluginHost,
     name: &PluginName,
     bytes: &[u8],
@@ -572,7 +573,12 @@ fn save(
             .map_err(|e| ApiError::Internal(format!("saving plugin file {}: {e}", name.0)))?;
     }
     host.reload();
-    log::info!("plugins: {} saved over HTTP", name.0);
+    log::info!(
+        "plugins: {} saved over HTTP by {} (sha256 {})",
+        name.0,
+        super::logged::Logged::name(actor),
+        sha256_hex(bytes)
+    );
     Ok(json!({
         "plugin": {
             "name": name.0,
@@ -593,10 +599,12 @@ pub async fn plugins_save(
     let name = PluginName::parse(&draft.name)?;
     content_bytes(&draft.content)?;
     require(&caller, MANAGE_APPS)?;
+    let actor = caller.user.username.clone();
     let st = state.clone();
     // TODO(audit): record "plugin saved" (actor caller.user, file, before/after sha256).
     let saved = blocking(move || {
         save(
+            &actor,
             &st.plugins,
             &name,
             draft.content.as_bytes(),
@@ -626,6 +634,7 @@ pub async fn plugins_delete(
     let del: DeleteBody = parse_body(&body)?;
     let name = PluginName::parse(&del.name)?;
     require(&caller, MANAGE_APPS)?;
+    let actor = caller.user.username.clone();
     let st = state.clone();
     // TODO(audit): record "plugin deleted" (actor caller.user, file, before sha256).
     blocking(move || {
@@ -637,7 +646,11 @@ pub async fn plugins_delete(
                 .map_err(|e| ApiError::Internal(format!("deleting plugin file {}: {e}", name.0)))?;
         }
         st.plugins.reload_after_delete(&name.0);
-        log::info!("plugins: {} deleted over HTTP", name.0);
+        log::info!(
+            "plugins: {} deleted over HTTP by {}",
+            name.0,
+            super::logged::Logged::name(&actor)
+        );
         Ok(())
     })
     .await?;
@@ -665,6 +678,7 @@ pub async fn plugins_set_enabled(
     let req: SetEnabledBody = parse_body(&body)?;
     let name = PluginName::parse(&req.name)?;
     require(&caller, MANAGE_APPS)?;
+    let actor = caller.user.username.clone();
     let st = state.clone();
     // TODO(audit): record "plugin enabled/disabled" (actor caller.user, file, before/after).
     let saved = blocking(move || {
@@ -690,7 +704,7 @@ pub async fn plugins_set_enabled(
         text.push('\n');
         // the version check is against the file read above, unless the client named its own
         let expected = req.sha256.unwrap_or_else(|| sha256_hex(&current));
-        save(&st.plugins, &name, text.as_bytes(), Some(&expected))
+        save(&actor, &st.plugins, &name, text.as_bytes(), Some(&expected))
     })
     .await?;
     Ok(ok(saved))

@@ -321,6 +321,9 @@ try {
   await step('preview page: as a user, with the plugins in force', async () => {
     await page.getByRole('link', { name: 'Preview' }).click();
     await page.getByRole('heading', { name: 'Preview', level: 1 }).waitFor();
+    // the room picker finds the room by its inquiry's name
+    await page.getByLabel('Room').fill('kook');
+    await page.locator(`datalist option[value="${ROOM}"]`).waitFor({ state: 'attached' });
     await page.getByLabel('Room').fill(ROOM);
     await page.getByLabel('A user').check();
     await page.locator('input[placeholder="demo.agent"]').fill('demo.agent');
