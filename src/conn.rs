@@ -34,7 +34,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use crate::api::ApiError;
-use crate::api::MAX_BODY;
+use crate::api::{body_limit, body_too_large};
 
 /// The deadlines of one connection (`[server]` keys of the same names, in seconds there).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,7 +282,7 @@ impl AsyncWrite for GuardedStream {
     }
 }
 
-/// Middleware: reads a request's whole body (up to [`MAX_BODY`]) before routing, within
+/// Middleware: reads a request's whole body (up to [`body_limit`] of its path) before routing, within
 /// `timeout` in total, so no route, handler or error answer can leave a body half-read. A request
 /// without a body (or whose "body" is an upgraded stream) passes straight through. A body declared or found too large is a 413, one not in
 /// by the deadline a 408, a broken one a 400; those answers close the connection (see `Held`).
@@ -348,16 +348,17 @@ where
             req.set_payload(payload);
             return Either::Left(self.service.call(req));
         }
+        let limit = body_limit(req.path());
         let declared_too_large = req
             .headers()
             .get(actix_web::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
-            .is_some_and(|n| n > MAX_BODY as u64);
+            .is_some_and(|n| n > limit as u64);
         if declared_too_large {
             return Either::Right(Box::pin(std::future::ready(Ok(refuse(
                 req,
-                ApiError::PayloadTooLarge,
+                body_too_large(limit),
                 payload,
             )))));
         }
@@ -366,7 +367,7 @@ where
         let stopping = self.stopping.clone();
         Either::Right(Box::pin(async move {
             let mut payload = payload;
-            match read_within(&mut payload, deadline, &stopping).await {
+            match read_within(&mut payload, limit, deadline, &stopping).await {
                 Ok(body) => {
                     req.set_payload(Payload::from(body));
                     service.call(req).await
@@ -381,11 +382,12 @@ where
 /// between its pieces is a 503 (the stop finishes in-flight requests, not stalled ones).
 const STOP_GRACE: Duration = Duration::from_secs(1);
 
-/// The whole body, or why not: 408 past `deadline`, 413 over [`MAX_BODY`], 400 when the client's
+/// The whole body, or why not: 408 past `deadline`, 413 over `limit` bytes, 400 when the client's
 /// framing is broken or it hung up, 503 when the server is stopping and the body stalls for
 /// [`STOP_GRACE`].
 async fn read_within(
     payload: &mut Payload,
+    limit: usize,
     deadline: Instant,
     stopping: &actix_server::GracefulShutdownSignal,
 ) -> Result<Bytes, ApiError> {
@@ -425,8 +427,8 @@ async fn read_within(
                 ));
             }
             Ok(Some(Ok(chunk))) => {
-                if body.len() + chunk.len() > MAX_BODY {
-                    return Err(ApiError::PayloadTooLarge);
+                if body.len() + chunk.len() > limit {
+                    return Err(body_too_large(limit));
                 }
                 body.extend_from_slice(&chunk);
             }

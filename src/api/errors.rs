@@ -22,17 +22,21 @@ pub enum ApiError {
     /// A client mistake with a message meant for the client.
     #[error("bad request: {0}")]
     BadRequest(String),
-    /// Rocket.Chat's `API.v1.failure(error, errorType)`: 400
-    /// `{"success":false,"error":…,"errorType":…}` (no `errorType` when empty).
-    #[error("failure: {error} ({error_type})")]
-    Failure {
-        error: String,
-        error_type: &'static str,
-    },
     #[error("too many requests, retry after {0}s")]
     TooManyRequests(u64),
     #[error("payload too large")]
     PayloadTooLarge,
+    /// A refusal in Rocket.Chat's `API.v1.failure(error, errorType)` shape,
+    /// `{"success":false,"error":…,"errorType":…}` (no `errorType` when empty), optionally with
+    /// `details`; the status is the
+    /// caller's choice (400 for most client mistakes, 404, 409, 413).
+    #[error("{error} ({error_type})")]
+    Failure {
+        status: StatusCode,
+        error: String,
+        error_type: &'static str,
+        details: Option<serde_json::Value>,
+    },
     /// A request (its head or its body) not received within the server's deadline.
     #[error("request timeout")]
     RequestTimeout,
@@ -72,27 +76,29 @@ impl std::fmt::Display for InvalidParams {
     }
 }
 
+impl ApiError {
+    /// A 400 in Rocket.Chat's `failure(error, errorType)` shape.
+    pub fn failure(error: impl Into<String>, error_type: &'static str) -> ApiError {
+        ApiError::Failure {
+            status: StatusCode::BAD_REQUEST,
+            error: error.into(),
+            error_type,
+            details: None,
+        }
+    }
+
+    /// Rocket.Chat's 400 for a body its validator refuses: `"<why> [invalid-params]"`.
+    pub fn invalid_params(why: impl std::fmt::Display) -> ApiError {
+        ApiError::failure(format!("{why} [invalid-params]"), "invalid-params")
+    }
+}
+
 impl From<crate::db::DbError> for ApiError {
     fn from(e: crate::db::DbError) -> Self {
         match e {
             crate::db::DbError::Sqlite(e) => e.into(),
             e => ApiError::Internal(e.to_string()),
         }
-    }
-}
-
-impl ApiError {
-    /// Rocket.Chat's `API.v1.failure(error, errorType)`.
-    pub fn failure(error: impl Into<String>, error_type: &'static str) -> ApiError {
-        ApiError::Failure {
-            error: error.into(),
-            error_type,
-        }
-    }
-
-    /// Rocket.Chat's legacy `validateParams` failure: the ajv message with ` [invalid-params]`.
-    pub fn invalid_params(ajv_message: &str) -> ApiError {
-        ApiError::failure(format!("{ajv_message} [invalid-params]"), "invalid-params")
     }
 }
 
@@ -170,9 +176,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::NotLoggedIn | ApiError::LoginFailed => StatusCode::UNAUTHORIZED,
-            ApiError::InvalidParams(_) | ApiError::BadRequest(_) | ApiError::Failure { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::InvalidParams(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -181,6 +185,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) | ApiError::Stopping => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Failure { status, .. } => *status,
         }
     }
 
@@ -193,16 +198,20 @@ impl ResponseError for ApiError {
             ),
             ApiError::Failure {
                 error,
-                error_type: "",
-            } => json(
-                status,
-                serde_json::json!({"success": false, "error": error}).to_string(),
-            ),
-            ApiError::Failure { error, error_type } => json(
-                status,
-                serde_json::json!({"success": false, "error": error, "errorType": error_type})
-                    .to_string(),
-            ),
+                error_type,
+                details,
+                ..
+            } => {
+                // Rocket.Chat's `failure(msg)` without a type has no `errorType` member.
+                let mut body = serde_json::json!({"success": false, "error": error});
+                if !error_type.is_empty() {
+                    body["errorType"] = (*error_type).into();
+                }
+                if let Some(details) = details {
+                    body["details"] = details.clone();
+                }
+                json(status, body.to_string())
+            }
             _ => json(status, self.body()),
         };
         match self {

@@ -9,12 +9,14 @@
 //! in the handler, saying so in its declaration's comment.
 
 pub mod auth;
+pub mod console;
 pub mod errors;
 pub mod health;
 pub mod info;
 pub mod livechat;
 pub mod logged;
 pub mod permissions;
+pub mod plugins_admin;
 pub mod state;
 
 use std::future::{Future, Ready, ready};
@@ -23,7 +25,9 @@ use std::sync::Arc;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 
 pub use errors::ApiError;
-pub use state::{AppState, MAX_BODY, blocking, write};
+pub use state::{
+    AppState, MAX_BODY, MAX_PLUGIN_BODY, blocking, body_limit, body_too_large, write,
+};
 
 use crate::auth::{AuthSnapshot, UserEntry};
 
@@ -99,24 +103,37 @@ pub const ROUTES: &[&str] = &[
     "/api/v1/me",
     "/api/info",
     "/health",
+    "/api/v1/inquiryd/plugins.list",
+    "/api/v1/inquiryd/plugins.get",
+    "/api/v1/inquiryd/plugins.validate",
+    "/api/v1/inquiryd/plugins.save",
+    "/api/v1/inquiryd/plugins.delete",
+    "/api/v1/inquiryd/plugins.setEnabled",
+    "/api/v1/inquiryd/plugins.preview",
+    "/api/v1/inquiryd/rooms.search",
 ];
 
 /// A resource for `path`, named by it (see [`ROUTES`]).
-fn resource(path: &'static str) -> actix_web::Resource {
+pub(crate) fn resource(path: &'static str) -> actix_web::Resource {
     debug_assert!(ROUTES.contains(&path), "{path} missing from api::ROUTES");
     web::resource(path).name(path)
 }
 
+/// A route answering the JSON 405 that names the `allow`ed method.
+pub(crate) fn not_allowed(allow: &'static str) -> actix_web::Route {
+    web::to(move || {
+        ready(Err::<actix_web::HttpResponse, _>(
+            ApiError::MethodNotAllowed(allow),
+        ))
+    })
+}
+
 /// Mounts every route, each with a JSON 405 for other methods. Authenticated routes are declared
-/// with their permissions through [`guarded`]; only login, info and health are open.
+/// with their permissions through [`guarded`]; only login, info, health and the console's static
+/// pages are open.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    fn not_allowed(allow: &'static str) -> actix_web::Route {
-        web::to(move || {
-            ready(Err::<actix_web::HttpResponse, _>(
-                ApiError::MethodNotAllowed(allow),
-            ))
-        })
-    }
+    plugins_admin::configure(cfg);
+    console::configure(cfg);
     use livechat::VIEW_L_ROOM;
     use permissions::ACCESS_PERMISSIONS;
     cfg.service(
@@ -241,7 +258,15 @@ impl FromRequest for Authenticated {
 
 /// Reads a request body up to [`MAX_BODY`] bytes; more is a 413. The body is already
 /// in memory by then: [`crate::conn::ReadBodyFirst`] read it, within its deadline, before routing.
-pub async fn read_body(mut payload: web::Payload) -> Result<web::BytesMut, ApiError> {
+pub async fn read_body(payload: web::Payload) -> Result<web::BytesMut, ApiError> {
+    read_body_within(payload, MAX_BODY).await
+}
+
+/// [`read_body`] with another limit (see [`body_limit`]).
+pub async fn read_body_within(
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, ApiError> {
     use futures_util::StreamExt;
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
@@ -249,8 +274,8 @@ pub async fn read_body(mut payload: web::Payload) -> Result<web::BytesMut, ApiEr
             log::debug!("request body: {e}");
             ApiError::BadRequest("Could not read the request body".into())
         })?;
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(ApiError::PayloadTooLarge);
+        if body.len() + chunk.len() > limit {
+            return Err(body_too_large(limit));
         }
         body.extend_from_slice(&chunk);
     }

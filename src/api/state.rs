@@ -62,3 +62,32 @@ where
     })
     .await
 }
+
+/// Largest request body of the console's plugin routes that carry a whole plugin file: the file
+/// may be 1 MiB ([`crate::plugins::format::MAX_FILE_BYTES`]), and JSON string escaping can make it
+/// up to a few times longer in a request body. The file itself is still held to 1 MiB.
+pub const MAX_PLUGIN_BODY: usize = 4 * 1024 * 1024;
+
+/// The body limit of a request to `path`: [`MAX_PLUGIN_BODY`] for the routes that take a plugin
+/// file, [`MAX_BODY`] for every other.
+pub fn body_limit(path: &str) -> usize {
+    if super::plugins_admin::TAKES_A_FILE.contains(&path) {
+        MAX_PLUGIN_BODY
+    } else {
+        MAX_BODY
+    }
+}
+
+/// The 413 for a body over `limit` bytes (see [`body_limit`]).
+pub fn body_too_large(limit: usize) -> ApiError {
+    if limit == MAX_BODY {
+        ApiError::PayloadTooLarge
+    } else {
+        ApiError::Failure {
+            status: actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+            error: format!("Request body too large (limit {} MiB)", limit >> 20),
+            error_type: "error-payload-too-large",
+            details: None,
+        }
+    }
+}

@@ -59,6 +59,19 @@ pub struct PluginSet {
 }
 
 impl PluginSet {
+    /// This set with `draft` in place of the plugin of the same file (or added beside the others):
+    /// what the set would be once the draft is saved. A disabled draft takes its file out.
+    pub fn with_draft(&self, draft: Arc<CompiledPlugin>) -> Self {
+        let mut plugins: Vec<_> = self
+            .plugins
+            .iter()
+            .filter(|p| p.file != draft.file)
+            .cloned()
+            .collect();
+        plugins.push(draft);
+        PluginSet::from_plugins(plugins)
+    }
+
     /// A set with no hooks.
     pub fn empty() -> Self {
         PluginSet::default()

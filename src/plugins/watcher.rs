@@ -309,6 +309,11 @@ impl PluginHost {
         Ok(Arc::new(PluginHost { inner, stop }))
     }
 
+    /// The plugins directory this host keeps in force.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
     /// The set in force now (an arc-swap load: no lock, no allocation).
     pub fn current(&self) -> Guard<Arc<PluginSet>> {
         self.inner.set.load()
@@ -327,6 +332,42 @@ impl PluginHost {
         while self.inner.reload() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Rescans now after this server deleted `name` itself: the file counts as deleted at once,
+    /// without the [`MISSING_GRACE`] an editor's delete-then-write is given.
+    pub fn reload_after_delete(&self, name: &str) {
+        {
+            let mut state = self.inner.lock();
+            if let Some(f) = state.files.get_mut(name) {
+                f.missing_since = Instant::now().checked_sub(MISSING_GRACE);
+            }
+        }
+        self.inner.reload();
+    }
+
+    /// Validates an unsaved draft of the plugin file `name` exactly as a rescan would validate it
+    /// once saved: the same parser, checks and compiler ([`load::compile_bytes`]), within what the
+    /// other files in force leave of the set's budgets, `table_file`s read from the directory.
+    /// Nothing is written and nothing changes in force. `Ok` holds the compiled draft (enabled or
+    /// not); `Err` every problem, as the watcher would log them.
+    pub fn check_draft(
+        &self,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<CompiledPlugin, Vec<PluginError>> {
+        let budget = {
+            let state = self.inner.lock();
+            state
+                .files
+                .iter()
+                .filter(|(other, _)| other.as_str() != name)
+                .filter_map(|(_, f)| f.last_good.as_ref())
+                .fold(SetBudget::FULL, |b, p| b.minus(p.cost))
+        };
+        let path = self.inner.dir.join(name);
+        let mut inputs = Inputs(vec![(path.clone(), Some(bytes.to_vec()))]);
+        load::compile_bytes(&self.inner.dir, &path, name, bytes, &mut inputs, budget)
     }
 
     /// How many rescans were done since start (by the watcher or [`PluginHost::reload`]): with

@@ -4,6 +4,7 @@
 mod admin_cli;
 mod access_log;
 mod cli;
+mod console;
 mod crash;
 mod db_file;
 mod env_vars;
@@ -19,6 +20,7 @@ mod permissions_routes;
 mod metrics;
 mod plugin_inputs;
 mod plugins;
+mod plugins_admin;
 mod propagation;
 mod python_client;
 mod read_your_writes;

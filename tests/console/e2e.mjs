@@ -1,0 +1,411 @@
+// End-to-end test of the admin console in headless Chromium (Debian's chromium, driven by
+// playwright-core), run by tests/console.rs against a real `inquiryd serve`. Every page is
+// screenshot at 1280 and 390 px into $SHOTS and checked with axe-core (no serious or critical
+// violation). Steps that need routes other branches build are marked PENDING: set
+// CONSOLE_E2E_ENABLE=permissions,users,audit (comma-separated) once those routes are merged.
+//
+// Environment: BASE (http://127.0.0.1:PORT), ADMIN_USER, ADMIN_PASSWORD, DEMO_USER_ID,
+// DEMO_TOKEN, ROOM, PLUGIN (the file to edit), PLUGINS_DIR, SHOTS, CHROMIUM.
+
+import { chromium } from 'playwright-core';
+import { createRequire } from 'node:module';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`environment variable ${k} is not set`);
+  return v;
+};
+const BASE = env('BASE');
+const SHOTS = env('SHOTS');
+const ROOM = env('ROOM');
+const PLUGIN = env('PLUGIN');
+const PLUGINS_DIR = env('PLUGINS_DIR');
+const ENABLED = new Set((process.env.CONSOLE_E2E_ENABLE || '').split(',').filter(Boolean));
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+mkdirSync(SHOTS, { recursive: true });
+
+let passed = 0;
+let pending = 0;
+const problems = [];
+
+async function step(name, fn) {
+  const t0 = Date.now();
+  await fn();
+  passed += 1;
+  console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+}
+
+async function pendingStep(group, name, fn) {
+  if (!ENABLED.has(group)) {
+    pending += 1;
+    console.log(`PENDING ${name} (needs the ${group} routes; enable with CONSOLE_E2E_ENABLE=${group})`);
+    return;
+  }
+  await step(name, fn);
+}
+
+/**
+ * Until a group's routes are merged, its page is also rendered against stubbed answers in
+ * Rocket.Chat's documented shapes (page.route), so its layout, screenshots and accessibility are
+ * checked now. Never used for a group in CONSOLE_E2E_ENABLE.
+ */
+async function stubbed(page, group, routes, fn) {
+  if (ENABLED.has(group)) return;
+  for (const [path, answer] of Object.entries(routes)) {
+    await page.route(`**${path}*`, (route) => {
+      const [status, body] = typeof answer === 'function' ? answer(route.request()) : [200, answer];
+      return route.fulfill({ status, contentType: 'application/json', body: JSON.stringify(body) });
+    });
+  }
+  try {
+    await step(`STUBBED ${group}: the page rendered against stubbed ${group} routes`, fn);
+  } finally {
+    for (const path of Object.keys(routes)) await page.unroute(`**${path}*`);
+  }
+}
+
+const STUB_PERMISSIONS = ['access-permissions', 'create-user', 'edit-other-user-active-status', 'manage-apps', 'view-l-room', 'view-livechat-manager', 'view-livechat-queue']
+  .map((id) => ({ _id: id, roles: id === 'view-l-room' ? ['livechat-manager', 'livechat-monitor', 'livechat-agent', 'admin'] : ['admin'], _updatedAt: '2025-01-01T00:00:00.000Z' }));
+const STUB_ROLES = ['admin', 'livechat-agent', 'livechat-manager', 'livechat-monitor', 'user']
+  .map((id) => ({ _id: id, name: id, scope: 'Users', description: '', protected: true }));
+
+/** GET/POST from Node, as a script (curl) would. */
+async function api(method, path, { auth, body } = {}) {
+  const headers = { 'Content-Type': 'application/json' };
+  if (auth) {
+    headers['X-User-Id'] = auth[0];
+    headers['X-Auth-Token'] = auth[1];
+  }
+  const res = await fetch(BASE + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  let json = null;
+  try { json = await res.json(); } catch { json = null; }
+  return { status: res.status, body: json };
+}
+const demo = [env('DEMO_USER_ID'), env('DEMO_TOKEN')];
+const getOne = (auth) => api('GET', `/api/v1/livechat/inquiries.getOne?roomId=${ROOM}`, { auth });
+
+/** Screenshots at both widths and runs axe-core at both. */
+async function capture(page, name) {
+  for (const width of [1280, 390]) {
+    await page.setViewportSize({ width, height: 900 });
+    // layout settles on the next frame
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+    await page.screenshot({ path: join(SHOTS, `${name}-${width}.png`), fullPage: true });
+    await page.evaluate(axeSource);
+    const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+    const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+    for (const v of bad) {
+      problems.push(`${name} @${width}px: axe ${v.impact} ${v.id}: ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`);
+    }
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
+
+const browser = await chromium.launch({
+  executablePath: env('CHROMIUM'),
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+let exitCode = 0;
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(10_000);
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' && !/status of 40[0-9]/.test(msg.text())) problems.push(`browser console: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+
+  await step('headers: /admin has a strict CSP, X-Frame-Options DENY, no referrer', async () => {
+    const res = await page.goto(`${BASE}/admin`);
+    const h = res.headers();
+    assert.match(h['content-security-policy'], /default-src 'none'/);
+    assert.match(h['content-security-policy'], /script-src 'self'/);
+    assert.doesNotMatch(h['content-security-policy'], /unsafe-inline/);
+    assert.equal(h['x-frame-options'], 'DENY');
+    assert.equal(h['referrer-policy'], 'no-referrer');
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await capture(page, '01-signin');
+  });
+
+  await step('sign in: wrong password is refused, the right one opens the console', async () => {
+    await page.getByLabel('Username').fill(env('ADMIN_USER'));
+    await page.getByLabel('Password').fill('not the password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByText('Wrong username or password.').waitFor();
+    await page.getByLabel('Password').fill(env('ADMIN_PASSWORD'));
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByTestId('username').waitFor();
+    assert.equal(await page.getByTestId('username').textContent(), env('ADMIN_USER'));
+    const storage = await page.evaluate(() => ({
+      session: sessionStorage.getItem('inquiryd.console.session'),
+      local: localStorage.length,
+      cookie: document.cookie,
+    }));
+    assert.ok(JSON.parse(storage.session).authToken, 'token in sessionStorage');
+    assert.equal(storage.local, 0, 'nothing in localStorage');
+    assert.equal(storage.cookie, '', 'no cookie');
+    assert.equal((await context.cookies()).length, 0, 'no cookie at all');
+  });
+
+  // ---------------------------------------------------------------- permissions
+  await step('permissions page: shown to an admin', async () => {
+    await page.getByRole('link', { name: 'Permissions' }).click();
+    await page.getByRole('heading', { level: 1 }).filter({ hasText: 'Permissions' }).waitFor();
+    await page.waitForSelector('table.matrix, .notice.error');
+    await capture(page, '02-permissions');
+  });
+  await pendingStep('permissions', 'permissions: revoke view-l-room from livechat-agent → 403, grant it back → 200', async () => {
+    await page.getByLabel('Filter').fill('view-l-room');
+    const cell = page.getByRole('checkbox', { name: 'view-l-room for livechat-agent', exact: true });
+    assert.equal((await getOne(demo)).status, 200);
+    await cell.uncheck();
+    await page.waitForFunction(() => !document.querySelector('[data-perm="view-l-room"][data-role="livechat-agent"]').disabled);
+    assert.equal((await getOne(demo)).status, 403, 'the demo agent lost view-l-room');
+    await cell.check();
+    await page.waitForFunction(() => !document.querySelector('[data-perm="view-l-room"][data-role="livechat-agent"]').disabled);
+    assert.equal((await getOne(demo)).status, 200, 'the demo agent has view-l-room again');
+  });
+
+  await stubbed(page, 'permissions', {
+    '/api/v1/permissions.listAll': { update: STUB_PERMISSIONS, remove: [], success: true },
+    '/api/v1/roles.list': { roles: STUB_ROLES, success: true },
+    '/api/v1/permissions.removeRole': (req) => (req.postDataJSON().permissionId === 'access-permissions'
+      ? [400, { success: false, error: 'Removing access-permissions from admin would leave no active user able to manage permissions', errorType: 'error-last-admin' }]
+      : [200, { success: true }]),
+    '/api/v1/permissions.addRole': { success: true },
+  }, async () => {
+    await page.getByRole('link', { name: 'Users & tokens' }).click();
+    await page.getByRole('link', { name: 'Permissions' }).click();
+    await page.locator('table.matrix').waitFor();
+    await page.getByRole('checkbox', { name: 'access-permissions for admin', exact: true }).click();
+    await page.getByText(/would leave no active user/).waitFor();
+    assert.equal(await page.getByRole('checkbox', { name: 'access-permissions for admin', exact: true }).isChecked(), true, 'a refused change is undone');
+    await page.getByLabel('Filter').fill('l-room');
+    assert.equal(await page.locator('tr[data-perm-row]:visible').count(), 1);
+    await page.getByLabel('Filter').fill('');
+    await capture(page, '02b-permissions-matrix');
+  });
+
+  // ---------------------------------------------------------------- users
+  await step('users page: shown to an admin', async () => {
+    await page.getByRole('link', { name: 'Users & tokens' }).click();
+    await page.getByRole('heading', { name: 'Users & tokens' }).waitFor();
+    await page.waitForSelector('.table-wrap table, .table-wrap .notice');
+    await capture(page, '03-users');
+  });
+  await pendingStep('users', 'users: create a user and a token; the token works from a script', async () => {
+    await page.getByLabel('Username', { exact: true }).fill('e2e.agent');
+    await page.getByLabel('Name', { exact: true }).fill('E2E Agent');
+    await page.getByLabel('Email').fill('e2e.agent@example.com');
+    await page.getByLabel(/^Password/).fill('a long e2e password');
+    await page.locator('input[name="new-role"][value="livechat-agent"]').check();
+    await page.getByRole('button', { name: 'Create user' }).click();
+    const row = page.locator('tr[data-user="e2e.agent"]');
+    await row.waitFor();
+    await row.getByRole('button', { name: 'New token' }).click();
+    const secret = await row.getByTestId('secret').inputValue();
+    const userId = (await row.locator('.secret-box strong').textContent()).match(/user id (\S+?)\)/)[1];
+    const me = await api('GET', '/api/v1/me', { auth: [userId, secret] });
+    assert.equal(me.status, 200);
+    assert.equal(me.body.username, 'e2e.agent');
+    assert.equal((await getOne([userId, secret])).status, 200);
+  });
+
+  await stubbed(page, 'users', {
+    '/api/v1/users.list': {
+      users: [
+        { _id: 'a1', username: 'alice', name: 'Alice A.', active: true, roles: ['admin'] },
+        { _id: 'b2', username: 'bob', name: 'Bob B.', active: true, roles: ['livechat-agent'] },
+        { _id: 'c3', username: 'carol', name: 'Carol C.', active: false, roles: ['livechat-manager'] },
+      ],
+      count: 3, offset: 0, total: 3, success: true,
+    },
+    '/api/v1/roles.list': { roles: STUB_ROLES, success: true },
+    '/api/v1/users.getPersonalAccessTokens': { tokens: [{ name: 'ci-script', createdAt: '2026-11-30T10:00:00.000Z', lastTokenPart: 'a1B2c3', bypassTwoFactor: false }], success: true },
+    '/api/v1/users.createToken': { data: { userId: 'b2', authToken: 'stubbed-token-0123456789abcdefghijklmnopq' }, success: true },
+  }, async () => {
+    await page.getByRole('link', { name: 'Plugins' }).click();
+    await page.getByRole('link', { name: 'Users & tokens' }).click();
+    const row = page.locator('tr[data-user="bob"]');
+    await row.waitFor();
+    await row.getByRole('button', { name: 'New token' }).click();
+    assert.equal(await row.getByTestId('secret').inputValue(), 'stubbed-token-0123456789abcdefghijklmnopq');
+    await row.getByRole('button', { name: 'Roles…' }).click();
+    await capture(page, '03b-users-list');
+  });
+
+  // ---------------------------------------------------------------- plugins
+  await step('plugins page: every file with its state', async () => {
+    await page.getByRole('link', { name: 'Plugins' }).click();
+    const row = page.locator(`tr[data-plugin="${PLUGIN}"]`);
+    await row.waitFor();
+    assert.equal(await row.getByTestId('state').textContent(), 'disabled');
+    await capture(page, '04-plugins');
+  });
+
+  let original;
+  await step('editor: a typo is reported at its line, and the fix validates', async () => {
+    await page.getByRole('link', { name: PLUGIN }).click();
+    const editor = page.getByLabel('Plugin file (JSON)');
+    await editor.waitFor();
+    await page.getByTestId('verdict').getByText('valid').waitFor();
+    original = await editor.inputValue();
+    const lines = original.split('\n');
+    const typoLine = lines.findIndex((l) => l.includes('"op": "mask"')) + 1;
+    assert.ok(typoLine > 0, 'the plugin masks something');
+    await editor.fill(original.replace('"op": "mask"', '"op": "maks"'));
+    const problem = page.locator(`[data-testid="problems"] li[data-line="${typoLine}"]`);
+    await problem.waitFor();
+    assert.match(await problem.textContent(), /maks/);
+    assert.match(await problem.textContent(), new RegExp(`Line ${typoLine}, column`));
+    assert.equal(await page.locator('.gutter .err').textContent(), `${typoLine}\n`);
+    await capture(page, '05-editor-error');
+    // a syntax error too: a missing comma is reported where the parser stops
+    await editor.fill(original.replace('"priority": 20,', '"priority": 20'));
+    const syntax = page.getByTestId('problems').locator('li', { hasText: 'expected' });
+    await syntax.waitFor();
+    assert.match(await syntax.textContent(), /^Line \d+, column \d+: /);
+    // the fix: valid again, and enabled
+    await editor.fill(original.replace('"enabled": false', '"enabled": true'));
+    await page.getByTestId('verdict').getByText('enabled').waitFor();
+    assert.equal(await page.locator('[data-testid="problems"] li').count(), 0);
+  });
+
+  const previewAs = async (role) => {
+    const pane = page.locator('.preview-pane');
+    await pane.getByLabel('Room').fill(ROOM);
+    for (const box of await pane.locator('input[data-role]').all()) {
+      await box.setChecked((await box.getAttribute('data-role')) === role);
+    }
+    await pane.getByTestId('preview').click();
+    await pane.getByTestId('draft').locator('[data-pointer="/v/username"]').waitFor();
+    const draft = await pane.getByTestId('draft').locator('[data-pointer="/v/username"]').textContent();
+    const saved = await pane.getByTestId('saved').locator('[data-pointer="/v/username"]').textContent();
+    const cls = await pane.getByTestId('draft').locator('[data-pointer="/v/username"]').getAttribute('class');
+    return { draft, saved, cls };
+  };
+  await step('preview: the draft masks the visitor for an agent and not for a manager', async () => {
+    const agent = await previewAs('livechat-agent');
+    assert.match(agent.draft, /"gu\*+"/, `masked for an agent: ${agent.draft}`);
+    assert.match(agent.cls, /changed/, 'the masked field is highlighted');
+    assert.match(agent.saved, /"guest-51"/, 'the saved (disabled) plugin does not mask');
+    await capture(page, '06-editor-preview');
+    const manager = await previewAs('livechat-manager');
+    assert.match(manager.draft, /"guest-51"/, `clear for a manager: ${manager.draft}`);
+  });
+
+  await step('save: the live endpoint changes within a second', async () => {
+    const before = await getOne(demo);
+    assert.equal(before.body.inquiry.v.username, 'guest-51');
+    const t0 = Date.now();
+    await page.getByTestId('save').click();
+    let after;
+    for (;;) {
+      after = await getOne(demo);
+      if (after.body && after.body.inquiry && after.body.inquiry.v.username !== 'guest-51') break;
+      if (Date.now() - t0 > 5000) break;
+    }
+    const ms = Date.now() - t0;
+    assert.match(after.body.inquiry.v.username, /^gu\*+$/);
+    assert.ok(ms < 1000, `live within a second (took ${ms} ms)`);
+    console.log(`     saved → live endpoint masked in ${ms} ms`);
+    await page.getByText(/Saved .* in force now/).waitFor();
+    assert.equal(readFileSync(join(PLUGINS_DIR, PLUGIN), 'utf8'), original.replace('"enabled": false', '"enabled": true'));
+  });
+
+  await step('preview page: as a user, with the plugins in force', async () => {
+    await page.getByRole('link', { name: 'Preview' }).click();
+    await page.getByRole('heading', { name: 'Preview', level: 1 }).waitFor();
+    // the room picker finds the room by its inquiry's name
+    await page.getByLabel('Room').fill('kook');
+    await page.locator(`datalist option[value="${ROOM}"]`).waitFor({ state: 'attached' });
+    await page.getByLabel('Room').fill(ROOM);
+    await page.getByLabel('A user').check();
+    await page.locator('input[placeholder="demo.agent"]').fill('demo.agent');
+    await page.getByTestId('preview').click();
+    const field = page.getByTestId('saved').locator('[data-pointer="/v/username"]');
+    await field.waitFor();
+    assert.match(await field.textContent(), /"gu\*+"/);
+    await capture(page, '07-preview');
+  });
+
+  // ---------------------------------------------------------------- audit
+  await step('audit page: shown to an admin', async () => {
+    await page.getByRole('link', { name: 'Audit' }).click();
+    await page.getByRole('heading', { name: 'Audit trail' }).waitFor();
+    await page.waitForSelector('.table-wrap table, .table-wrap .notice, .table-wrap p');
+    await capture(page, '08-audit');
+  });
+  await pendingStep('audit', 'audit: the plugin save is the newest entry', async () => {
+    await page.getByLabel('Kind').fill('plugin');
+    await page.locator('.table-wrap table tbody tr').first().waitFor();
+    assert.match(await page.locator('.table-wrap table tbody tr').first().textContent(), new RegExp(PLUGIN));
+  });
+
+  await stubbed(page, 'audit', {
+    '/api/v1/inquiryd/audit.list': {
+      entries: [
+        { at: '2026-12-02T14:05:00.000Z', actor: 'console.admin', kind: 'plugin.save', subject: PLUGIN, before: { sha256: '6bf7e7f8' }, after: { sha256: '91c0aa12' } },
+        { at: '2026-12-02T13:58:00.000Z', actor: 'cli:root', kind: 'permission.revoke', subject: 'view-l-room', before: { roles: ['admin', 'livechat-agent'] }, after: { roles: ['admin'] } },
+      ],
+      count: 2, offset: 0, total: 2, success: true,
+    },
+  }, async () => {
+    await page.getByRole('link', { name: 'Plugins' }).click();
+    await page.getByRole('link', { name: 'Audit' }).click();
+    await page.locator('.table-wrap table tbody tr').first().waitFor();
+    await capture(page, '08b-audit-list');
+  });
+
+  // ---------------------------------------------------------------- session
+  await step('expired token: back to sign-in, and the edit was not saved', async () => {
+    await page.goto(`${BASE}/admin#/plugins/${PLUGIN}`);
+    const editor = page.getByLabel('Plugin file (JSON)');
+    await page.getByTestId('verdict').getByText('valid').waitFor();
+    const onDisk = readFileSync(join(PLUGINS_DIR, PLUGIN), 'utf8');
+    await editor.fill(onDisk.replace('"priority": 20', '"priority": 21'));
+    // the token ends behind the page's back (as expiry or revocation would)
+    const s = JSON.parse(await page.evaluate(() => sessionStorage.getItem('inquiryd.console.session')));
+    assert.equal((await api('POST', '/api/v1/logout', { auth: [s.userId, s.authToken], body: {} })).status, 200);
+    await page.getByTestId('save').click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    await page.getByText(/session has expired/).waitFor();
+    assert.equal(readFileSync(join(PLUGINS_DIR, PLUGIN), 'utf8'), onDisk, 'nothing written');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('inquiryd.console.session')), null);
+  });
+
+  await step('sign out: calls logout, the token stops working', async () => {
+    await page.getByLabel('Username').fill(env('ADMIN_USER'));
+    await page.getByLabel('Password').fill(env('ADMIN_PASSWORD'));
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByTestId('username').waitFor();
+    const s = JSON.parse(await page.evaluate(() => sessionStorage.getItem('inquiryd.console.session')));
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+    assert.equal((await api('GET', '/api/v1/me', { auth: [s.userId, s.authToken] })).status, 401);
+  });
+
+  await step('an agent sees no admin page', async () => {
+    await page.getByLabel('Username').fill(env('AGENT_USER'));
+    await page.getByLabel('Password').fill(env('AGENT_PASSWORD'));
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByTestId('username').waitFor();
+    await page.getByText('Your account holds none of the permissions').waitFor();
+    assert.equal(await page.locator('#nav a').count(), 0);
+    await capture(page, '09-no-access');
+  });
+} catch (err) {
+  console.error(`FAILED: ${err.stack || err}`);
+  exitCode = 1;
+} finally {
+  await browser.close();
+}
+for (const p of problems) console.error(`problem: ${p}`);
+if (problems.length) exitCode = 1;
+console.log(`console e2e: ${passed} steps ok, ${pending} pending, ${exitCode ? "FAILED" : "no failure"}`);
+process.exit(exitCode);
