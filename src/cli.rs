@@ -227,42 +227,27 @@ fn load_config(cli: &Cli, serve: Option<&ServeArgs>) -> Result<Config, Failure> 
 }
 
 fn dispatch(cli: Cli) -> Result<(), Failure> {
-    let default_serve = ServeArgs::default();
     match &cli.command {
-        None => serve(&cli, &default_serve),
+        None => serve(&cli, &ServeArgs::default()),
         Some(Command::Serve(args)) => serve(&cli, args),
-        Some(Command::Plugins(PluginsCommand::Schema)) => {
-            let schema = serde_json::to_string_pretty(&crate::plugins::schema())
-                .map_err(Failure::runtime)?;
-            println!("{schema}");
-            Ok(())
-        }
-        Some(Command::Plugins(PluginsCommand::Check { dir })) => {
-            let dir = match dir {
-                Some(d) => d.clone(),
-                None => load_config(&cli, None)?.plugins.dir,
-            };
-            match crate::plugins::check_command(&dir) {
-                0 => Ok(()),
-                code => Err(Failure {
-                    code,
-                    message: format!("plugins check: {} has errors", dir.display()),
-                }),
-            }
-        }
-        Some(Command::Inquiry(InquiryCommand::Import { files })) => {
-            let config = load_config(&cli, None)?;
-            db::file::check_beside_server(&config.database.path)?;
-            import(&config.database.path, files)
-        }
-        Some(command) => {
-            let config = load_config(&cli, None)?;
-            // Never a new or another database beside a server that has the old one open.
-            db::file::check_beside_server(&config.database.path)?;
-            let pool = db::open(&config.database.path, 2)?;
-            admin(command, &config, &pool)
-        }
+        Some(Command::User(command)) => with_db(&cli, |_, pool| user(command, pool)),
+        Some(Command::Token(command)) => with_db(&cli, |config, pool| token(command, config, pool)),
+        Some(Command::Permission(command)) => with_db(&cli, |_, pool| permission(command, pool)),
+        Some(Command::Inquiry(command)) => inquiry(&cli, command),
+        Some(Command::Plugins(command)) => plugins(&cli, command),
     }
+}
+
+/// Runs `f` with the configuration and a pool on its database.
+fn with_db(
+    cli: &Cli,
+    f: impl FnOnce(&Config, &db::Pool) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let config = load_config(cli, None)?;
+    // Never a new or another database beside a server that has the old one open.
+    db::file::check_beside_server(&config.database.path)?;
+    let pool = db::open(&config.database.path, 2)?;
+    f(&config, &pool)
 }
 
 fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
@@ -299,15 +284,15 @@ fn find_user(conn: &rusqlite::Connection, username: &str) -> Result<db::users::U
         .ok_or_else(|| Failure::runtime(format!("no user named {username:?}")))
 }
 
-fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Failure> {
+fn user(command: &UserCommand, pool: &db::Pool) -> Result<(), Failure> {
     let mut conn = pool.get()?;
     match command {
-        Command::User(UserCommand::Add {
+        UserCommand::Add {
             username,
             name,
             roles,
             password_stdin,
-        }) => {
+        } => {
             check_name("username", username)?;
             for role in roles {
                 check_name("role", role)?;
@@ -342,7 +327,7 @@ fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Fail
                 }
             );
         }
-        Command::User(UserCommand::List) => {
+        UserCommand::List => {
             println!(
                 "{:<17}  {:<24}  {:<8}  {:<40}  NAME",
                 "ID", "USERNAME", "ACTIVE", "ROLES"
@@ -358,22 +343,29 @@ fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Fail
                 );
             }
         }
-        Command::User(UserCommand::Deactivate { username }) => {
+        UserCommand::Deactivate { username } => {
             db::users::set_active(&conn, username, false)?;
             println!("deactivated user {username}");
         }
-        Command::User(UserCommand::Activate { username }) => {
+        UserCommand::Activate { username } => {
             db::users::set_active(&conn, username, true)?;
             println!("activated user {username}");
         }
-        Command::User(UserCommand::SetRoles { username, roles }) => {
+        UserCommand::SetRoles { username, roles } => {
             for role in roles {
                 check_name("role", role)?;
             }
             db::users::set_roles(&mut conn, username, roles)?;
             println!("user {username} now has roles: {}", roles.join(", "));
         }
-        Command::Token(TokenCommand::Create { username }) => {
+    }
+    Ok(())
+}
+
+fn token(command: &TokenCommand, config: &Config, pool: &db::Pool) -> Result<(), Failure> {
+    let conn = pool.get()?;
+    match command {
+        TokenCommand::Create { username } => {
             let user = find_user(&conn, username)?;
             if !user.active {
                 eprintln!(
@@ -388,11 +380,11 @@ fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Fail
                 serde_json::json!({"userId": user.id.as_str(), "authToken": token})
             );
         }
-        Command::Token(TokenCommand::Revoke {
+        TokenCommand::Revoke {
             username,
             all: _,
             token,
-        }) => {
+        } => {
             let user = find_user(&conn, username)?;
             match token {
                 Some(t) => {
@@ -409,12 +401,19 @@ fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Fail
                 }
             }
         }
-        Command::Permission(PermissionCommand::List) => {
+    }
+    Ok(())
+}
+
+fn permission(command: &PermissionCommand, pool: &db::Pool) -> Result<(), Failure> {
+    let conn = pool.get()?;
+    match command {
+        PermissionCommand::List => {
             for (permission, roles) in db::permissions::list(&conn)? {
                 println!("{permission:<36} {}", roles.join(", "));
             }
         }
-        Command::Permission(PermissionCommand::Grant { permission, role }) => {
+        PermissionCommand::Grant { permission, role } => {
             check_name("permission", permission)?;
             check_name("role", role)?;
             if db::permissions::grant(&conn, permission, role)? {
@@ -423,57 +422,87 @@ fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Fail
                 println!("{role} already holds {permission}");
             }
         }
-        Command::Permission(PermissionCommand::Revoke { permission, role }) => {
+        PermissionCommand::Revoke { permission, role } => {
             if db::permissions::revoke(&conn, permission, role)? {
                 println!("revoked {permission} from {role}");
             } else {
                 println!("{role} did not hold {permission}");
             }
         }
-        Command::Inquiry(InquiryCommand::List) => {
-            // A row the server cannot serve is named on stderr and the rest listed: the listing
-            // itself succeeded, so the exit code stays 0.
-            println!("{:<24}  {:<24}  STATUS", "ROOM ID", "ID");
-            let mut unservable = 0usize;
-            crate::db::inquiries::for_each(&conn, |row| match row {
-                crate::db::inquiries::Listed::Servable { id, rid, status } => {
-                    println!("{rid:<24}  {id:<24}  {}", status.unwrap_or("-"));
-                }
-                crate::db::inquiries::Listed::Unservable(bad) => {
-                    unservable += 1;
-                    eprintln!("inquiryd: warning: {bad}");
-                }
-            })?;
-            if unservable > 0 {
-                eprintln!(
-                    "inquiryd: warning: {unservable} stored inquir{} cannot be served (getOne answers 500 for their rooms) and {} not listed",
-                    if unservable == 1 { "y" } else { "ies" },
-                    if unservable == 1 { "is" } else { "are" }
-                );
-            }
-        }
-        Command::Plugins(PluginsCommand::Preview { room, as_user }) => {
-            drop(conn);
-            return preview(config, pool, room, as_user);
-        }
-        Command::Serve(_)
-        | Command::Plugins(_)
-        | Command::Inquiry(InquiryCommand::Import { .. }) => {
-            unreachable!("dispatched before")
-        }
     }
     Ok(())
 }
 
-/// `inquiry import FILE…`: each file in its own transaction, all of it or none. Into a database
-/// that does not exist yet, the files are loaded into a new file beside it that is moved into
-/// place at the end (see `db::fresh`): written once instead of twice, and never seen half-built.
-/// Into an existing one, through a rollback journal or the WAL (see `db::bulk`).
+fn inquiry(cli: &Cli, command: &InquiryCommand) -> Result<(), Failure> {
+    match command {
+        InquiryCommand::Import { files } => {
+            let config = load_config(cli, None)?;
+            db::file::check_beside_server(&config.database.path)?;
+            import(&config.database.path, files)
+        }
+        InquiryCommand::List => with_db(cli, |_, pool| list_inquiries(pool)),
+    }
+}
+
+/// `inquiry list`: a row the server cannot serve is named on stderr and the rest listed: the
+/// listing itself succeeded, so the exit code stays 0.
+fn list_inquiries(pool: &db::Pool) -> Result<(), Failure> {
+    let conn = pool.get()?;
+
+    // A row the server cannot serve is named on stderr and the rest listed: the listing
+    // itself succeeded, so the exit code stays 0.
+    println!("{:<24}  {:<24}  STATUS", "ROOM ID", "ID");
+    let mut unservable = 0usize;
+    crate::db::inquiries::for_each(&conn, |row| match row {
+        crate::db::inquiries::Listed::Servable { id, rid, status } => {
+            println!("{rid:<24}  {id:<24}  {}", status.unwrap_or("-"));
+        }
+        crate::db::inquiries::Listed::Unservable(bad) => {
+            unservable += 1;
+            eprintln!("inquiryd: warning: {bad}");
+        }
+    })?;
+    if unservable > 0 {
+        eprintln!(
+            "inquiryd: warning: {unservable} stored inquir{} cannot be served (getOne answers 500 for their rooms) and {} not listed",
+            if unservable == 1 { "y" } else { "ies" },
+            if unservable == 1 { "is" } else { "are" }
+        );
+    }
+    Ok(())
+}
+
+fn plugins(cli: &Cli, command: &PluginsCommand) -> Result<(), Failure> {
+    match command {
+        PluginsCommand::Schema => {
+            let schema = serde_json::to_string_pretty(&crate::plugins::schema())
+                .map_err(Failure::runtime)?;
+            println!("{schema}");
+            Ok(())
+        }
+        PluginsCommand::Check { dir } => {
+            let dir = match dir {
+                Some(d) => d.clone(),
+                None => load_config(cli, None)?.plugins.dir,
+            };
+            match crate::plugins::check_command(&dir) {
+                0 => Ok(()),
+                code => Err(Failure {
+                    code,
+                    message: format!("plugins check: {} has errors", dir.display()),
+                }),
+            }
+        }
+        PluginsCommand::Preview { room, as_user } => {
+            with_db(cli, |config, pool| preview(config, pool, room, as_user))
+        }
+    }
+}
+
+/// `inquiry import FILE…`: each file in its own transaction, all of it or none (the strategy is
+/// `import::import_files`); prints what each file stored.
 fn import(path: &std::path::Path, files: &[std::path::PathBuf]) -> Result<(), Failure> {
-    let results = match import_into_new(path, files)? {
-        Some(results) => results,
-        None => import_into_existing(path, files)?,
-    };
+    let results = crate::import::import_files(path, files)?;
     let mut failed = 0;
     for (file, result) in files.iter().zip(results) {
         match result {
@@ -502,60 +531,6 @@ fn import(path: &std::path::Path, files: &[std::path::PathBuf]) -> Result<(), Fa
         )));
     }
     Ok(())
-}
-
-/// One result per file, in order.
-type ImportResults = Vec<Result<usize, crate::import::ImportError>>;
-
-/// Imports into a database built beside `path`, when `path` does not exist yet; `None` when it
-/// does (or appeared meanwhile, then nothing was written to it): the caller imports into it.
-fn import_into_new(
-    path: &std::path::Path,
-    files: &[std::path::PathBuf],
-) -> Result<Option<ImportResults>, Failure> {
-    let Some(mut fresh) = db::fresh::FreshDatabase::create(path)? else {
-        return Ok(None);
-    };
-    let results = files
-        .iter()
-        .map(|f| crate::import::import_file(fresh.conn(), f))
-        .collect();
-    let started = std::time::Instant::now();
-    match fresh.place()? {
-        db::fresh::Placed::Yes => {
-            log::debug!(
-                "database {}: flushed and moved into place in {:.2?}",
-                path.display(),
-                started.elapsed()
-            );
-            Ok(Some(results))
-        }
-        db::fresh::Placed::No(why) => {
-            log::warn!(
-                "database {}: built aside but not placed ({why}); importing into it directly",
-                path.display()
-            );
-            Ok(None)
-        }
-    }
-}
-
-fn import_into_existing(
-    path: &std::path::Path,
-    files: &[std::path::PathBuf],
-) -> Result<ImportResults, Failure> {
-    let pool = db::open(path, 1)?;
-    let mut conn = pool.get()?;
-    Ok(db::bulk::write_through_journal_if_alone(
-        &mut conn,
-        path,
-        |conn| {
-            files
-                .iter()
-                .map(|f| crate::import::import_file(conn, f))
-                .collect()
-        },
-    ))
 }
 
 fn preview(config: &Config, pool: &db::Pool, room: &str, username: &str) -> Result<(), Failure> {
