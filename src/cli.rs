@@ -12,6 +12,7 @@ use crate::auth::{passwords, tokens};
 use crate::config::{Config, ConfigSource, Overrides};
 use crate::db;
 use crate::model::UserId;
+use crate::text::plural;
 
 const ABOUT: &str = "Rocket.Chat's livechat inquiry endpoint, served offline from SQLite";
 const LONG_ABOUT: &str = "\
@@ -31,6 +32,10 @@ pub struct Cli {
     /// SQLite database file (overrides [database] path)
     #[arg(long, global = true, value_name = "FILE")]
     pub db: Option<PathBuf>,
+    /// `serve`'s flags, so that `inquiryd --bind ADDR` works as no command means `serve`; with
+    /// another command they are refused (see `dispatch`) rather than silently ignored.
+    #[command(flatten)]
+    pub serve: ServeArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -67,6 +72,21 @@ pub struct ServeArgs {
     /// Worker threads, 0 = one per core (overrides [server] workers)
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+}
+
+impl ServeArgs {
+    /// These flags, each taken from `outer` when not given here (`inquiryd --bind A serve`).
+    fn or(&self, outer: &ServeArgs) -> ServeArgs {
+        ServeArgs {
+            bind: self.bind.clone().or_else(|| outer.bind.clone()),
+            plugins: self.plugins.clone().or_else(|| outer.plugins.clone()),
+            workers: self.workers.or(outer.workers),
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.bind.is_some() || self.plugins.is_some() || self.workers.is_some()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -228,8 +248,11 @@ fn load_config(cli: &Cli, serve: Option<&ServeArgs>) -> Result<Config, Failure> 
 
 fn dispatch(cli: Cli) -> Result<(), Failure> {
     match &cli.command {
-        None => serve(&cli, &ServeArgs::default()),
-        Some(Command::Serve(args)) => serve(&cli, args),
+        None => serve(&cli, &cli.serve),
+        Some(Command::Serve(args)) => serve(&cli, &args.or(&cli.serve)),
+        Some(_) if cli.serve.any() => Err(Failure::usage(
+            "--bind, --plugins and --workers apply to `serve` only (the default command)",
+        )),
         Some(Command::User(command)) => with_db(&cli, |_, pool| user(command, pool)),
         Some(Command::Token(command)) => with_db(&cli, |config, pool| token(command, config, pool)),
         Some(Command::Permission(command)) => with_db(&cli, |_, pool| permission(command, pool)),
@@ -244,6 +267,9 @@ fn with_db(
     f: impl FnOnce(&Config, &db::Pool) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
     let config = load_config(cli, None)?;
+    config
+        .check_database_dir()
+        .map_err(|e| Failure::usage(e.to_string()))?;
     // Never a new or another database beside a server that has the old one open.
     db::file::check_beside_server(&config.database.path)?;
     let pool = db::open(&config.database.path, 2)?;
@@ -252,6 +278,10 @@ fn with_db(
 
 fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     let config = load_config(cli, Some(args))?;
+    log::info!("{}", config.file_in_force());
+    config
+        .check_database_dir()
+        .map_err(|e| Failure::usage(e.to_string()))?;
     let system = actix_web::rt::System::new();
     system.block_on(async {
         let app = Application::build(&config).map_err(|e| Failure {
@@ -397,7 +427,7 @@ fn token(command: &TokenCommand, config: &Config, pool: &db::Pool) -> Result<(),
                 }
                 None => {
                     let n = db::tokens::revoke_all(&conn, &user.id)?;
-                    println!("revoked {n} token(s) of {username}");
+                    println!("revoked {} of {username}", plural(n, "token", "tokens"));
                 }
             }
         }
@@ -437,6 +467,9 @@ fn inquiry(cli: &Cli, command: &InquiryCommand) -> Result<(), Failure> {
     match command {
         InquiryCommand::Import { files } => {
             let config = load_config(cli, None)?;
+            config
+                .check_database_dir()
+                .map_err(|e| Failure::usage(e.to_string()))?;
             db::file::check_beside_server(&config.database.path)?;
             import(&config.database.path, files)
         }
@@ -481,10 +514,27 @@ fn plugins(cli: &Cli, command: &PluginsCommand) -> Result<(), Failure> {
             Ok(())
         }
         PluginsCommand::Check { dir } => {
-            let dir = match dir {
-                Some(d) => d.clone(),
-                None => load_config(cli, None)?.plugins.dir,
+            let (dir, is_default) = match dir {
+                Some(d) => (d.clone(), false),
+                None => {
+                    let plugins = load_config(cli, None)?.plugins;
+                    (plugins.dir, plugins.dir_is_default)
+                }
             };
+            // As `serve` decides: the default directory is created empty, another must exist.
+            if !dir.is_dir() {
+                if is_default {
+                    println!(
+                        "plugins directory {} does not exist: serve creates it empty; no plugins",
+                        dir.display()
+                    );
+                    return Ok(());
+                }
+                return Err(Failure::usage(
+                    crate::app::StartError::PluginsDirMissing(dir.display().to_string())
+                        .to_string(),
+                ));
+            }
             match crate::plugins::check_command(&dir) {
                 0 => Ok(()),
                 code => Err(Failure {
@@ -526,8 +576,8 @@ fn import(path: &std::path::Path, files: &[std::path::PathBuf]) -> Result<(), Fa
     }
     if failed > 0 {
         return Err(Failure::runtime(format!(
-            "{failed} of {} file(s) not imported",
-            files.len()
+            "{failed} of {} not imported",
+            plural(files.len(), "file", "files")
         )));
     }
     Ok(())

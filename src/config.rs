@@ -19,6 +19,10 @@ pub struct Config {
     pub plugins: PluginsConfig,
     pub auth: AuthConfig,
     pub demo: DemoConfig,
+    /// The file these settings were read from; `None` when no file was (built-in defaults, then
+    /// the environment and flags). Logged at every start.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -47,6 +51,11 @@ pub struct ServerConfig {
 pub struct DatabaseConfig {
     pub path: PathBuf,
     pub pool_size: u32,
+    /// Whether `path` is the default `data/inquiryd.sqlite3` (beside the config file, if one was
+    /// read), whose directory is created when missing; the directory of a path named by the
+    /// operator must exist, so a typo is refused rather than served as a new, empty database.
+    #[serde(skip)]
+    pub path_is_default: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -103,6 +112,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             path: DEFAULT_DB_PATH.into(),
             pool_size: 8,
+            path_is_default: true,
         }
     }
 }
@@ -188,6 +198,7 @@ impl Config {
         }
         if let Some(db) = &overrides.db {
             config.database.path = db.clone();
+            config.database.path_is_default = db == Path::new(DEFAULT_DB_PATH);
         }
         if let Some(dir) = &overrides.plugins {
             config.plugins.dir = dir.clone();
@@ -213,12 +224,15 @@ impl Config {
         })?;
         let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().replace('\n', " "),
+            // Laid out as the toml crate does (the line, a caret under the place, the cause).
+            message: e.to_string().trim_end().to_owned(),
         })?;
+        config.file = Some(path.to_path_buf());
         // Paths in the file are relative to the file, so `inquiryd --config /etc/x/config.toml`
         // works from any directory.
         let base = path.parent().unwrap_or(Path::new(""));
         config.plugins.dir_is_default = config.plugins.dir == Path::new(DEFAULT_PLUGINS_DIR);
+        config.database.path_is_default = config.database.path == Path::new(DEFAULT_DB_PATH);
         for p in [&mut config.database.path, &mut config.plugins.dir] {
             if p.is_relative() && !base.as_os_str().is_empty() {
                 *p = base.join(&*p);
@@ -262,7 +276,10 @@ impl Config {
                 "SERVER_MAX_CONNECTIONS" => {
                     self.server.max_connections = parse_u64(value)? as usize
                 }
-                "DATABASE_PATH" => self.database.path = value.into(),
+                "DATABASE_PATH" => {
+                    self.database.path = value.into();
+                    self.database.path_is_default = value == DEFAULT_DB_PATH;
+                }
                 "DATABASE_POOL_SIZE" => self.database.pool_size = parse_u32(value)?,
                 "PLUGINS_DIR" => {
                     self.plugins.dir = value.into();
@@ -368,6 +385,38 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Refuses a database path whose directory does not exist, unless the path is the default
+    /// (whose directory is created): a typo in the path must not start a new, empty database
+    /// in which the admin's users have "vanished". The same rule as the plugins directory's.
+    pub fn check_database_dir(&self) -> Result<(), ConfigError> {
+        let path = &self.database.path;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if self.database.path_is_default || dir.is_dir() {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid(format!(
+            "database.path: {}: directory {} does not exist (create it first, or check the path \
+             for a typo; only the default {DEFAULT_DB_PATH}'s directory is created)",
+            path.display(),
+            dir.display()
+        )))
+    }
+
+    /// What to log at start about where the settings came from.
+    pub fn file_in_force(&self) -> String {
+        match &self.file {
+            Some(path) => {
+                let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+                format!("config file: {}", shown.display())
+            }
+            None => "no config file: defaults, then INQUIRYD_* environment variables and flags"
+                .to_string(),
+        }
     }
 
     /// The connection deadlines of `[server]`.

@@ -18,3 +18,4 @@ pub mod model;
 pub mod periodic;
 pub mod plugins;
 pub mod regular;
+pub mod text;

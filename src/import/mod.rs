@@ -66,7 +66,7 @@ pub enum ImportError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{path}: nothing imported, {} bad record(s):\n{}", .errors.len(), .errors.iter().map(|e| format!("  {path}: {e}")).collect::<Vec<_>>().join("\n"))]
+    #[error("{path}: nothing imported, {}:\n{}", crate::text::plural(.errors.len(), "bad record", "bad records"), .errors.iter().map(|e| format!("  {path}: {e}")).collect::<Vec<_>>().join("\n"))]
     Invalid {
         path: String,
         errors: Vec<RecordError>,

@@ -475,6 +475,7 @@ fn a_write_failing_for_want_of_space_answers_503_and_says_why() {
 fn a_database_copied_over_the_file_is_left_intact_by_the_stop() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("data").join("db.sqlite3");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     let out = cli_with_stdin(

@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod db_file;
 mod files;
+mod first_hour;
 mod flood;
 mod get_one;
 mod helpers;
