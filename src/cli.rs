@@ -56,9 +56,54 @@ pub enum Command {
     /// Import or list livechat inquiries
     #[command(subcommand)]
     Inquiry(InquiryCommand),
-    /// Check plugin files, print their JSON Schema, preview a response
+    /// Check plugin files, print their JSON Schema, preview a response, enable or disable one
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// Copy the database to FILE while the server runs (SQLite's online backup; mode 0600)
+    #[command(long_about = "\
+Copy the database to FILE while the server runs and writes, through SQLite's online backup API:
+a consistent snapshot, written to a new file with mode 0600 (it holds password and token hashes),
+checked, and left as one self-contained file. An existing FILE is never replaced unless --force
+is given.")]
+    Backup {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Replace FILE if it exists
+        #[arg(long)]
+        force: bool,
+    },
+    /// Replace the database with a backup (the server must be stopped; the old file is kept)
+    #[command(long_about = "\
+Replace the database with the one in FILE. FILE must be an inquiryd database of a schema version
+this build knows, and pass SQLite's integrity check. Refused while a server runs on the database
+(stop it first; a server started meanwhile waits until the restore is done). The new file is
+swapped in with one rename; the previous one is kept beside it as NAME.before-restore-TIMESTAMP.
+A backup from an older inquiryd is migrated when the server next starts.")]
+    Restore {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Check a configuration and print the settings in force, with where each came from
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script (e.g. `inquiryd completions bash > /etc/bash_completion.d/inquiryd`)
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (inquiryd.1, inquiryd-serve.1, …) into DIR, or print inquiryd.1
+    Man {
+        /// Directory to write every page into [default: print inquiryd.1 on stdout]
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration (file, INQUIRYD_* variables, flags) and print it, each value
+    /// with its origin; exit 2 with the error when it is not valid
+    Check(ServeArgs),
 }
 
 #[derive(Debug, Args, Default)]
@@ -154,6 +199,28 @@ pub enum InquiryCommand {
     },
     /// List stored inquiries (room id, id, status)
     List,
+    /// Write every stored inquiry to FILE (or stdout), in a shape `inquiry import` reads back
+    Export {
+        /// ndjson: each document exactly as stored; mongoexport: dates as {"$date": …}
+        #[arg(long, value_enum, default_value = "ndjson")]
+        format: crate::export::Format,
+        /// File to write (created with mode 0600) [default: stdout]
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Replace FILE if it exists
+        #[arg(long)]
+        force: bool,
+    },
+    /// Delete the inquiry of a room, or the inquiry with an id
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["room", "id"])))]
+    Delete {
+        /// Room id (`rid`): deletes the room's inquiry
+        #[arg(long, value_name = "RID")]
+        room: Option<String>,
+        /// Inquiry id (`_id`)
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +232,16 @@ pub enum PluginsCommand {
     },
     /// Print the JSON Schema of plugin files
     Schema,
+    /// Switch a plugin on: DIR/NAME.json, or the shipped example DIR/examples/NAME.json copied in
+    Enable {
+        /// The plugin's file name without .json, e.g. hide-visitor-token
+        name: String,
+    },
+    /// Switch a plugin off ("enabled": false in DIR/NAME.json)
+    Disable {
+        /// The plugin's file name without .json
+        name: String,
+    },
     /// Print the getOne response a user would get, with the plugins on disk applied
     Preview {
         #[arg(long, value_name = "RID")]
@@ -233,6 +310,12 @@ pub fn run(cli: Cli) -> i32 {
 }
 
 fn load_config(cli: &Cli, serve: Option<&ServeArgs>) -> Result<Config, Failure> {
+    let (source, overrides) = config_inputs(cli, serve);
+    Config::load(&source, &overrides).map_err(|e| Failure::usage(e.to_string()))
+}
+
+/// Where the configuration comes from: the file named (or the default one), and the flags.
+fn config_inputs(cli: &Cli, serve: Option<&ServeArgs>) -> (ConfigSource, Overrides) {
     let source = match &cli.config {
         Some(path) => ConfigSource::Explicit(path.clone()),
         None => ConfigSource::Default(PathBuf::from("config.toml")),
@@ -243,7 +326,7 @@ fn load_config(cli: &Cli, serve: Option<&ServeArgs>) -> Result<Config, Failure> 
         plugins: serve.and_then(|s| s.plugins.clone()),
         workers: serve.and_then(|s| s.workers),
     };
-    Config::load(&source, &overrides).map_err(|e| Failure::usage(e.to_string()))
+    (source, overrides)
 }
 
 fn dispatch(cli: Cli) -> Result<(), Failure> {
@@ -258,6 +341,16 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Some(Command::Permission(command)) => with_db(&cli, |_, pool| permission(command, pool)),
         Some(Command::Inquiry(command)) => inquiry(&cli, command),
         Some(Command::Plugins(command)) => plugins(&cli, command),
+        Some(Command::Backup { file, force }) => backup(&cli, file, *force),
+        Some(Command::Restore { file }) => restore(&cli, file),
+        Some(Command::Config(ConfigCommand::Check(args))) => config_check(&cli, args),
+        Some(Command::Completions { shell }) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut command, "inquiryd", &mut script);
+            print_bytes(&script)
+        }
+        Some(Command::Man { dir }) => man(dir.as_deref()),
     }
 }
 
@@ -474,6 +567,203 @@ fn inquiry(cli: &Cli, command: &InquiryCommand) -> Result<(), Failure> {
             import(&config.database.path, files)
         }
         InquiryCommand::List => with_db(cli, |_, pool| list_inquiries(pool)),
+        InquiryCommand::Export {
+            format,
+            file,
+            force,
+        } => with_db(cli, |_, pool| {
+            export(pool, *format, file.as_deref(), *force)
+        }),
+        InquiryCommand::Delete { room, id } => with_db(cli, |_, pool| {
+            delete_inquiry(pool, room.as_deref(), id.as_deref())
+        }),
+    }
+}
+
+/// `inquiry export`: to a new file (mode 0600, placed whole at the end) or to stdout.
+fn export(
+    pool: &db::Pool,
+    format: crate::export::Format,
+    file: Option<&std::path::Path>,
+    force: bool,
+) -> Result<(), Failure> {
+    let mut conn = pool.get()?;
+    let failed = |e: crate::db::inquiries::ExportError| Failure::runtime(format!("export: {e}"));
+    let done = match file {
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            crate::export::export(&mut conn, format, &mut out).map_err(failed)?
+        }
+        Some(path) => {
+            let mut out = crate::newfile::NewFile::create(path, force)
+                .map_err(|e| Failure::runtime(format!("{}: {e}", path.display())))?;
+            let done = crate::export::export(&mut conn, format, &mut out).map_err(failed)?;
+            out.place()
+                .map_err(|e| Failure::runtime(format!("{}: {e}", path.display())))?;
+            eprintln!(
+                "inquiryd: exported {} to {}",
+                plural(done.written, "inquiry", "inquiries"),
+                path.display()
+            );
+            done
+        }
+    };
+    for bad in &done.skipped {
+        eprintln!("inquiryd: warning: {bad}");
+    }
+    if !done.skipped.is_empty() {
+        return Err(Failure::runtime(format!(
+            "{} not exported: the server cannot serve {} and an import would refuse {}",
+            plural(done.skipped.len(), "stored inquiry", "stored inquiries"),
+            if done.skipped.len() == 1 {
+                "it"
+            } else {
+                "them"
+            },
+            if done.skipped.len() == 1 {
+                "it"
+            } else {
+                "them"
+            },
+        )));
+    }
+    Ok(())
+}
+
+/// `inquiry delete --room RID | --id ID`.
+fn delete_inquiry(pool: &db::Pool, room: Option<&str>, id: Option<&str>) -> Result<(), Failure> {
+    let conn = pool.get()?;
+    match (room, id) {
+        (Some(rid), _) => {
+            let ids = db::inquiries::delete_by_rid(&conn, rid)?;
+            if ids.is_empty() {
+                return Err(Failure::runtime(format!("no inquiry in room {rid:?}")));
+            }
+            println!(
+                "deleted {} of room {rid} (id {})",
+                plural(ids.len(), "inquiry", "inquiries"),
+                ids.join(", ")
+            );
+        }
+        (None, Some(id)) => match db::inquiries::delete_by_id(&conn, id)? {
+            Some(rid) => println!("deleted inquiry {id} (room {rid})"),
+            None => return Err(Failure::runtime(format!("no inquiry with id {id:?}"))),
+        },
+        (None, None) => return Err(Failure::usage("give --room RID or --id ID")),
+    }
+    Ok(())
+}
+
+/// `plugins enable|disable NAME` (see `plugins::switch`).
+fn switch_plugin(cli: &Cli, name: &str, enabled: bool) -> Result<(), Failure> {
+    use crate::plugins::switch::Switched;
+    let dir = load_config(cli, None)?.plugins.dir;
+    let verb = if enabled { "enabled" } else { "disabled" };
+    let done = crate::plugins::switch::switch(&dir, name, enabled).map_err(Failure::runtime)?;
+    // TODO(audit): record the change in the audit trail (actor: the CLI user, before/after the
+    // "enabled" member) once H1's audit layer (src/admin/) lands; until then it is logged.
+    match &done {
+        Switched::Changed(file) => {
+            log::info!("plugins: {verb} {name} ({})", file.display());
+            println!("{verb} plugin {name} ({})", file.display());
+        }
+        Switched::CopiedIn { from, to } => {
+            log::info!(
+                "plugins: {verb} {name} (copied {} to {})",
+                from.display(),
+                to.display()
+            );
+            println!(
+                "{verb} plugin {name}: copied {} to {}",
+                from.display(),
+                to.display()
+            );
+        }
+        Switched::Already(file) => println!("plugin {name} is already {verb} ({})", file.display()),
+    }
+    Ok(())
+}
+
+/// `backup FILE`: a consistent copy while the server runs (see `db::backup`).
+fn backup(cli: &Cli, file: &std::path::Path, force: bool) -> Result<(), Failure> {
+    let config = load_config(cli, None)?;
+    db::file::check_beside_server(&config.database.path)?;
+    let done = db::backup::backup(&config.database.path, file, force)?;
+    println!(
+        "backed up {} to {} ({}) in {:.2?}",
+        config.database.path.display(),
+        file.display(),
+        done.summary,
+        done.took
+    );
+    Ok(())
+}
+
+/// `restore FILE`: swaps a checked backup in, the server stopped (see `db::backup`).
+fn restore(cli: &Cli, file: &std::path::Path) -> Result<(), Failure> {
+    let config = load_config(cli, None)?;
+    config
+        .check_database_dir()
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let done = db::backup::restore(file, &config.database.path)?;
+    println!(
+        "restored {} from {} ({})",
+        config.database.path.display(),
+        file.display(),
+        done.summary
+    );
+    if let Some(previous) = done.previous {
+        println!("the previous database is kept as {}", previous.display());
+    }
+    Ok(())
+}
+
+/// `config check`: the effective configuration, each value with its origin.
+fn config_check(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
+    let args = args.or(&cli.serve);
+    let (source, overrides) = config_inputs(cli, Some(&args));
+    let explained =
+        crate::config::explain(&source, &overrides).map_err(|e| Failure::usage(e.to_string()))?;
+    print!("{explained}");
+    Ok(())
+}
+
+/// Writes generated text to stdout; a reader that stopped early (`| head`) is not an error.
+fn print_bytes(bytes: &[u8]) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::runtime(format!("stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `man [DIR]`: man pages from the clap definitions.
+fn man(dir: Option<&std::path::Path>) -> Result<(), Failure> {
+    let command = <Cli as clap::CommandFactory>::command();
+    match dir {
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command)
+                .render(&mut page)
+                .map_err(|e| Failure::runtime(format!("man: {e}")))?;
+            print_bytes(&page)
+        }
+        Some(dir) => {
+            if !dir.is_dir() {
+                return Err(Failure::usage(format!(
+                    "man: {}: not a directory",
+                    dir.display()
+                )));
+            }
+            clap_mangen::generate_to(command, dir)
+                .map_err(|e| Failure::runtime(format!("man: {}: {e}", dir.display())))?;
+            println!("wrote man pages to {}", dir.display());
+            Ok(())
+        }
     }
 }
 
@@ -543,6 +833,8 @@ fn plugins(cli: &Cli, command: &PluginsCommand) -> Result<(), Failure> {
                 }),
             }
         }
+        PluginsCommand::Enable { name } => switch_plugin(cli, name, true),
+        PluginsCommand::Disable { name } => switch_plugin(cli, name, false),
         PluginsCommand::Preview { room, as_user } => {
             with_db(cli, |config, pool| preview(config, pool, room, as_user))
         }

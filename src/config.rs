@@ -8,10 +8,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Everything the server and the CLI need to know, after layering.
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -25,7 +25,7 @@ pub struct Config {
     pub file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address to listen on, e.g. `127.0.0.1:3000` (port 0 picks a free port).
@@ -46,7 +46,7 @@ pub struct ServerConfig {
     pub max_connections: usize,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     pub path: PathBuf,
@@ -58,7 +58,7 @@ pub struct DatabaseConfig {
     pub path_is_default: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PluginsConfig {
     pub dir: PathBuf,
@@ -69,7 +69,7 @@ pub struct PluginsConfig {
     pub dir_is_default: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     pub token_ttl_days: u32,
@@ -84,7 +84,7 @@ pub struct AuthConfig {
     pub login_wait_ms: u64,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct DemoConfig {
     pub enabled: bool,
@@ -437,6 +437,75 @@ impl Config {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         }
     }
+}
+
+/// `config check`: loads the configuration as a command would (file, then `INQUIRYD_*`
+/// variables, then flags), checks it as `serve` does, and lays it out as TOML, each value with
+/// where it came from: `default`, `file PATH`, `environment NAME` or `flag --NAME`.
+pub fn explain(source: &ConfigSource, overrides: &Overrides) -> Result<String, ConfigError> {
+    let config = Config::load(source, overrides)?;
+    config.check_database_dir()?;
+    if !config.plugins.dir_is_default && !config.plugins.dir.is_dir() {
+        return Err(ConfigError::Invalid(format!(
+            "plugins.dir: {}: does not exist (create it, or point [plugins] dir at one)",
+            config.plugins.dir.display()
+        )));
+    }
+    let in_file: toml::Table = match &config.file {
+        Some(path) => std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_default(),
+        None => toml::Table::new(),
+    };
+    let flag = |section: &str, key: &str| -> Option<&'static str> {
+        match (section, key) {
+            ("server", "bind") if overrides.bind.is_some() => Some("--bind"),
+            ("server", "workers") if overrides.workers.is_some() => Some("--workers"),
+            ("database", "path") if overrides.db.is_some() => Some("--db"),
+            ("plugins", "dir") if overrides.plugins.is_some() => Some("--plugins"),
+            _ => None,
+        }
+    };
+    let effective = toml::Table::try_from(&config)
+        .map_err(|e| ConfigError::Invalid(format!("cannot lay out: {e}")))?;
+    let mut out = format!(
+        "# {}
+",
+        config.file_in_force()
+    );
+    for (section, table) in &effective {
+        let Some(table) = table.as_table() else {
+            continue;
+        };
+        out.push_str(&format!("\n[{section}]\n"));
+        let lines: Vec<(String, String)> = table
+            .iter()
+            .map(|(key, value)| {
+                let env = format!(
+                    "INQUIRYD_{}_{}",
+                    section.to_ascii_uppercase(),
+                    key.to_ascii_uppercase()
+                );
+                let origin = if let Some(f) = flag(section, key) {
+                    format!("flag {f}")
+                } else if std::env::var_os(&env).is_some() {
+                    format!("environment {env}")
+                } else if in_file.get(section).and_then(|t| t.get(key)).is_some() {
+                    let path = config.file.as_deref().unwrap_or(Path::new("?"));
+                    format!("file {}", path.display())
+                } else {
+                    "default".to_string()
+                };
+                (format!("{key} = {value}"), origin)
+            })
+            .collect();
+        let width = lines.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
+        for (line, origin) in lines {
+            out.push_str(&format!("{line:<width$}  # {origin}\n"));
+        }
+    }
+    Ok(out)
 }
 
 fn parse_bool(value: &str) -> Result<bool, String> {

@@ -13,6 +13,7 @@ mod hostile;
 mod import;
 mod load;
 mod login;
+mod operations;
 mod plugin_inputs;
 mod plugins;
 mod propagation;
