@@ -3,7 +3,8 @@
 //! permissions ([`auth`], [`db`]), answers in Rocket.Chat's shapes ([`api`]), and applies
 //! declarative JSON plugin hooks that enrich or redact responses, reloaded live ([`plugins`]).
 //! [`app`] assembles the server from a [`config::Config`], with [`conn`]'s deadlines on every stage
-//! of a connection and its connection limit; [`cli`] is the command line.
+//! of a connection and its connection limit; [`cli`] is the command line, whose operations
+//! (backup and restore in [`db::backup`], [`import`], [`export`]) write files through [`newfile`].
 
 pub mod api;
 pub mod app;

@@ -397,6 +397,10 @@ fn export_round_trips_through_import_byte_for_byte() {
         let out = import_files(&again, &[&file]);
         assert!(out.status.success(), "{}", stderr(&out));
         assert_eq!(strip(dump(&again)), stored, "{format}");
+        // A database made by an import alone is marked as inquiryd's: it backs up.
+        let copy = d.path().join(format!("again-{format}.backup"));
+        let out = run(&again, &["backup", copy.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
         // Into the database it came from: nothing changes.
         assert!(import_files(&db, &[&file]).status.success());
         assert_eq!(strip(dump(&db)), stored);
