@@ -34,7 +34,7 @@ pub struct Cli {
     pub db: Option<PathBuf>,
     /// `serve`'s flags, so that `inquiryd --bind ADDR` works as no command means `serve`; with
     /// another command they are refused (see `dispatch`) rather than silently ignored.
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Serve options (no command means serve)")]
     pub serve: ServeArgs,
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -545,6 +545,7 @@ fn a_fifo_or_a_device_where_a_file_is_read_is_refused_at_once_by_every_command()
     let db = dir.join("data/inquiryd.sqlite3");
     let plugins = dir.join("plugins");
     std::fs::create_dir_all(&plugins).expect("mkdir");
+    std::fs::create_dir_all(dir.join("data")).expect("mkdir");
     assert!(
         cli_with_stdin(&db, &["inquiry", "list"], None)
             .status
