@@ -13,6 +13,7 @@ use crate::auth::{passwords, tokens};
 use crate::config::{Config, ConfigSource, Overrides};
 use crate::db;
 use crate::model::UserId;
+use crate::text::plural;
 
 const ABOUT: &str = "Rocket.Chat's livechat inquiry endpoint, served offline from SQLite";
 const LONG_ABOUT: &str = "\
@@ -32,6 +33,10 @@ pub struct Cli {
     /// SQLite database file (overrides [database] path)
     #[arg(long, global = true, value_name = "FILE")]
     pub db: Option<PathBuf>,
+    /// `serve`'s flags, so that `inquiryd --bind ADDR` works as no command means `serve`; with
+    /// another command they are refused (see `dispatch`) rather than silently ignored.
+    #[command(flatten, next_help_heading = "Serve options (no command means serve)")]
+    pub serve: ServeArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -55,9 +60,54 @@ pub enum Command {
     /// Import or list livechat inquiries
     #[command(subcommand)]
     Inquiry(InquiryCommand),
-    /// Check plugin files, print their JSON Schema, preview a response
+    /// Check plugin files, print their JSON Schema, preview a response, enable or disable one
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// Copy the database to FILE while the server runs (SQLite's online backup; mode 0600)
+    #[command(long_about = "\
+Copy the database to FILE while the server runs and writes, through SQLite's online backup API:
+a consistent snapshot, written to a new file with mode 0600 (it holds password and token hashes),
+checked, and left as one self-contained file. An existing FILE is never replaced unless --force
+is given.")]
+    Backup {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Replace FILE if it exists
+        #[arg(long)]
+        force: bool,
+    },
+    /// Replace the database with a backup (the server must be stopped; the old file is kept)
+    #[command(long_about = "\
+Replace the database with the one in FILE. FILE must be an inquiryd database of a schema version
+this build knows, and pass SQLite's integrity check. Refused while a server runs on the database
+(stop it first; a server started meanwhile waits until the restore is done). The new file is
+swapped in with one rename; the previous one is kept beside it as NAME.before-restore-TIMESTAMP.
+A backup from an older inquiryd is migrated when the server next starts.")]
+    Restore {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Check a configuration and print the settings in force, with where each came from
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script (e.g. `inquiryd completions bash > /etc/bash_completion.d/inquiryd`)
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (inquiryd.1, inquiryd-serve.1, …) into DIR, or print inquiryd.1
+    Man {
+        /// Directory to write every page into [default: print inquiryd.1 on stdout]
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration (file, INQUIRYD_* variables, flags) and print it, each value
+    /// with its origin; exit 2 with the error when it is not valid
+    Check(ServeArgs),
 }
 
 #[derive(Debug, Args, Default)]
@@ -71,6 +121,21 @@ pub struct ServeArgs {
     /// Worker threads, 0 = one per core (overrides [server] workers)
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+}
+
+impl ServeArgs {
+    /// These flags, each taken from `outer` when not given here (`inquiryd --bind A serve`).
+    fn or(&self, outer: &ServeArgs) -> ServeArgs {
+        ServeArgs {
+            bind: self.bind.clone().or_else(|| outer.bind.clone()),
+            plugins: self.plugins.clone().or_else(|| outer.plugins.clone()),
+            workers: self.workers.or(outer.workers),
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.bind.is_some() || self.plugins.is_some() || self.workers.is_some()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,6 +220,28 @@ pub enum InquiryCommand {
     },
     /// List stored inquiries (room id, id, status)
     List,
+    /// Write every stored inquiry to FILE (or stdout), in a shape `inquiry import` reads back
+    Export {
+        /// ndjson: each document exactly as stored; mongoexport: dates as {"$date": …}
+        #[arg(long, value_enum, default_value = "ndjson")]
+        format: crate::export::Format,
+        /// File to write (created with mode 0600) [default: stdout]
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Replace FILE if it exists
+        #[arg(long)]
+        force: bool,
+    },
+    /// Delete the inquiry of a room, or the inquiry with an id
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["room", "id"])))]
+    Delete {
+        /// Room id (`rid`): deletes the room's inquiry
+        #[arg(long, value_name = "RID")]
+        room: Option<String>,
+        /// Inquiry id (`_id`)
+        #[arg(long, value_name = "ID")]
+        id: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,6 +253,16 @@ pub enum PluginsCommand {
     },
     /// Print the JSON Schema of plugin files
     Schema,
+    /// Switch a plugin on: DIR/NAME.json, or the shipped example DIR/examples/NAME.json copied in
+    Enable {
+        /// The plugin's file name without .json, e.g. hide-visitor-token
+        name: String,
+    },
+    /// Switch a plugin off ("enabled": false in DIR/NAME.json)
+    Disable {
+        /// The plugin's file name without .json
+        name: String,
+    },
     /// Print the getOne response a user would get, with the plugins on disk applied
     Preview {
         #[arg(long, value_name = "RID")]
@@ -244,6 +341,12 @@ pub fn run(cli: Cli) -> i32 {
 }
 
 fn load_config(cli: &Cli, serve: Option<&ServeArgs>) -> Result<Config, Failure> {
+    let (source, overrides) = config_inputs(cli, serve);
+    Config::load(&source, &overrides).map_err(|e| Failure::usage(e.to_string()))
+}
+
+/// Where the configuration comes from: the file named (or the default one), and the flags.
+fn config_inputs(cli: &Cli, serve: Option<&ServeArgs>) -> (ConfigSource, Overrides) {
     let source = match &cli.config {
         Some(path) => ConfigSource::Explicit(path.clone()),
         None => ConfigSource::Default(PathBuf::from("config.toml")),
@@ -254,50 +357,56 @@ fn load_config(cli: &Cli, serve: Option<&ServeArgs>) -> Result<Config, Failure> 
         plugins: serve.and_then(|s| s.plugins.clone()),
         workers: serve.and_then(|s| s.workers),
     };
-    Config::load(&source, &overrides).map_err(|e| Failure::usage(e.to_string()))
+    (source, overrides)
 }
 
 fn dispatch(cli: Cli) -> Result<(), Failure> {
-    let default_serve = ServeArgs::default();
     match &cli.command {
-        None => serve(&cli, &default_serve),
-        Some(Command::Serve(args)) => serve(&cli, args),
-        Some(Command::Plugins(PluginsCommand::Schema)) => {
-            let schema = serde_json::to_string_pretty(&crate::plugins::schema())
-                .map_err(Failure::runtime)?;
-            println!("{schema}");
-            Ok(())
+        None => serve(&cli, &cli.serve),
+        Some(Command::Serve(args)) => serve(&cli, &args.or(&cli.serve)),
+        Some(_) if cli.serve.any() => Err(Failure::usage(
+            "--bind, --plugins and --workers apply to `serve` only (the default command)",
+        )),
+        Some(Command::User(command)) => with_db(&cli, |_, pool| user(command, pool)),
+        Some(Command::Token(command)) => with_db(&cli, |config, pool| token(command, config, pool)),
+        Some(Command::Permission(command)) => with_db(&cli, |_, pool| permission(command, pool)),
+        Some(Command::Role(command)) => with_db(&cli, |_, pool| role(command, pool)),
+        Some(Command::Inquiry(command)) => inquiry(&cli, command),
+        Some(Command::Plugins(command)) => plugins(&cli, command),
+        Some(Command::Backup { file, force }) => backup(&cli, file, *force),
+        Some(Command::Restore { file }) => restore(&cli, file),
+        Some(Command::Config(ConfigCommand::Check(args))) => config_check(&cli, args),
+        Some(Command::Completions { shell }) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut command, "inquiryd", &mut script);
+            print_bytes(&script)
         }
-        Some(Command::Plugins(PluginsCommand::Check { dir })) => {
-            let dir = match dir {
-                Some(d) => d.clone(),
-                None => load_config(&cli, None)?.plugins.dir,
-            };
-            match crate::plugins::check_command(&dir) {
-                0 => Ok(()),
-                code => Err(Failure {
-                    code,
-                    message: format!("plugins check: {} has errors", dir.display()),
-                }),
-            }
-        }
-        Some(Command::Inquiry(InquiryCommand::Import { files })) => {
-            let config = load_config(&cli, None)?;
-            db::file::check_beside_server(&config.database.path)?;
-            import(&config.database.path, files)
-        }
-        Some(command) => {
-            let config = load_config(&cli, None)?;
-            // Never a new or another database beside a server that has the old one open.
-            db::file::check_beside_server(&config.database.path)?;
-            let pool = db::open(&config.database.path, 2)?;
-            admin(command, &config, &pool)
-        }
+        Some(Command::Man { dir }) => man(dir.as_deref()),
     }
+}
+
+/// Runs `f` with the configuration and a pool on its database.
+fn with_db(
+    cli: &Cli,
+    f: impl FnOnce(&Config, &db::Pool) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let config = load_config(cli, None)?;
+    config
+        .check_database_dir()
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    // Never a new or another database beside a server that has the old one open.
+    db::file::check_beside_server(&config.database.path)?;
+    let pool = db::open(&config.database.path, 2)?;
+    f(&config, &pool)
 }
 
 fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
     let config = load_config(cli, Some(args))?;
+    log::info!("{}", config.file_in_force());
+    config
+        .check_database_dir()
+        .map_err(|e| Failure::usage(e.to_string()))?;
     let system = actix_web::rt::System::new();
     system.block_on(async {
         let app = Application::build(&config).map_err(|e| Failure {
@@ -330,16 +439,16 @@ fn find_user(conn: &rusqlite::Connection, username: &str) -> Result<db::users::U
         .ok_or_else(|| Failure::runtime(format!("no user named {username:?}")))
 }
 
-fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Failure> {
+fn user(command: &UserCommand, pool: &db::Pool) -> Result<(), Failure> {
     let mut conn = pool.get()?;
     let actor = admin::Actor::cli();
     match command {
-        Command::User(UserCommand::Add {
+        UserCommand::Add {
             username,
             name,
             roles,
             password_stdin,
-        }) => {
+        } => {
             check_name("username", username)?;
             for role in roles {
                 check_name("role", role)?;
@@ -376,7 +485,7 @@ fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Fail
                 }
             );
         }
-        Command::User(UserCommand::List) => {
+        UserCommand::List => {
             println!(
                 "{:<17}  {:<24}  {:<8}  {:<40}  NAME",
                 "ID", "USERNAME", "ACTIVE", "ROLES"
@@ -392,19 +501,22 @@ fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Fail
                 );
             }
         }
-        Command::User(UserCommand::Deactivate { username }) => {
+        UserCommand::Deactivate { username } => {
             let revoked = admin::in_transaction(&mut conn, |tx| {
                 admin::user_set_active(tx, &actor, username, false)
             })?;
-            println!("deactivated user {username} (revoked {revoked} token(s))");
+            println!(
+                "deactivated user {username} (revoked {})",
+                plural(revoked, "token", "tokens")
+            );
         }
-        Command::User(UserCommand::Activate { username }) => {
+        UserCommand::Activate { username } => {
             admin::in_transaction(&mut conn, |tx| {
                 admin::user_set_active(tx, &actor, username, true)
             })?;
             println!("activated user {username}");
         }
-        Command::User(UserCommand::SetRoles { username, roles }) => {
+        UserCommand::SetRoles { username, roles } => {
             for role in roles {
                 check_name("role", role)?;
             }
@@ -413,7 +525,15 @@ fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Fail
             })?;
             println!("user {username} now has roles: {}", roles.join(", "));
         }
-        Command::Token(TokenCommand::Create { username }) => {
+    }
+    Ok(())
+}
+
+fn token(command: &TokenCommand, config: &Config, pool: &db::Pool) -> Result<(), Failure> {
+    let mut conn = pool.get()?;
+    let actor = admin::Actor::cli();
+    match command {
+        TokenCommand::Create { username } => {
             let user = find_user(&conn, username)?;
             if !user.active {
                 eprintln!(
@@ -437,11 +557,11 @@ fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Fail
                 serde_json::json!({"userId": user.id.as_str(), "authToken": token})
             );
         }
-        Command::Token(TokenCommand::Revoke {
+        TokenCommand::Revoke {
             username,
             all: _,
             token,
-        }) => {
+        } => {
             find_user(&conn, username)?;
             match token {
                 Some(t) => {
@@ -460,36 +580,19 @@ fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Fail
                     let n = admin::in_transaction(&mut conn, |tx| {
                         admin::token_revoke(tx, &actor, username, None)
                     })?;
-                    println!("revoked {n} token(s) of {username}");
+                    println!("revoked {} of {username}", plural(n, "token", "tokens"));
                 }
             }
         }
-        Command::Permission(PermissionCommand::List) => {
-            for (permission, roles) in db::permissions::list(&conn)? {
-                println!("{permission:<36} {}", roles.join(", "));
-            }
-        }
-        Command::Permission(PermissionCommand::Grant { permission, role }) => {
-            check_name("permission", permission)?;
-            check_name("role", role)?;
-            if admin::in_transaction(&mut conn, |tx| {
-                admin::permission_grant(tx, &actor, permission, role)
-            })? {
-                println!("granted {permission} to {role}");
-            } else {
-                println!("{role} already holds {permission}");
-            }
-        }
-        Command::Permission(PermissionCommand::Revoke { permission, role }) => {
-            if admin::in_transaction(&mut conn, |tx| {
-                admin::permission_revoke(tx, &actor, permission, role)
-            })? {
-                println!("revoked {permission} from {role}");
-            } else {
-                println!("{role} did not hold {permission}");
-            }
-        }
-        Command::Role(RoleCommand::List) => {
+    }
+    Ok(())
+}
+
+fn role(command: &RoleCommand, pool: &db::Pool) -> Result<(), Failure> {
+    let mut conn = pool.get()?;
+    let actor = admin::Actor::cli();
+    match command {
+        RoleCommand::List => {
             println!(
                 "{:<24}  {:<13}  {:<9}  DESCRIPTION",
                 "NAME", "SCOPE", "PROTECTED"
@@ -504,65 +607,368 @@ fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Fail
                 );
             }
         }
-        Command::Role(RoleCommand::Add {
+        RoleCommand::Add {
             name,
             scope,
             description,
-        }) => {
+        } => {
             check_name("role", name)?;
             admin::in_transaction(&mut conn, |tx| {
                 admin::role_add(tx, &actor, name, scope, description)
             })?;
             println!("added role {name}");
         }
-        Command::Role(RoleCommand::Remove { name }) => {
+        RoleCommand::Remove { name } => {
             admin::in_transaction(&mut conn, |tx| admin::role_remove(tx, &actor, name))?;
             println!("removed role {name}");
-        }
-        Command::Inquiry(InquiryCommand::List) => {
-            // A row the server cannot serve is named on stderr and the rest listed: the listing
-            // itself succeeded, so the exit code stays 0.
-            println!("{:<24}  {:<24}  STATUS", "ROOM ID", "ID");
-            let mut unservable = 0usize;
-            crate::db::inquiries::for_each(&conn, |row| match row {
-                crate::db::inquiries::Listed::Servable { id, rid, status } => {
-                    println!("{rid:<24}  {id:<24}  {}", status.unwrap_or("-"));
-                }
-                crate::db::inquiries::Listed::Unservable(bad) => {
-                    unservable += 1;
-                    eprintln!("inquiryd: warning: {bad}");
-                }
-            })?;
-            if unservable > 0 {
-                eprintln!(
-                    "inquiryd: warning: {unservable} stored inquir{} cannot be served (getOne answers 500 for their rooms) and {} not listed",
-                    if unservable == 1 { "y" } else { "ies" },
-                    if unservable == 1 { "is" } else { "are" }
-                );
-            }
-        }
-        Command::Plugins(PluginsCommand::Preview { room, as_user }) => {
-            drop(conn);
-            return preview(config, pool, room, as_user);
-        }
-        Command::Serve(_)
-        | Command::Plugins(_)
-        | Command::Inquiry(InquiryCommand::Import { .. }) => {
-            unreachable!("dispatched before")
         }
     }
     Ok(())
 }
 
-/// `inquiry import FILE…`: each file in its own transaction, all of it or none. Into a database
-/// that does not exist yet, the files are loaded into a new file beside it that is moved into
-/// place at the end (see `db::fresh`): written once instead of twice, and never seen half-built.
-/// Into an existing one, through a rollback journal or the WAL (see `db::bulk`).
-fn import(path: &std::path::Path, files: &[std::path::PathBuf]) -> Result<(), Failure> {
-    let results = match import_into_new(path, files)? {
-        Some(results) => results,
-        None => import_into_existing(path, files)?,
+fn permission(command: &PermissionCommand, pool: &db::Pool) -> Result<(), Failure> {
+    let mut conn = pool.get()?;
+    let actor = admin::Actor::cli();
+    match command {
+        PermissionCommand::List => {
+            for (permission, roles) in db::permissions::list(&conn)? {
+                println!("{permission:<36} {}", roles.join(", "));
+            }
+        }
+        PermissionCommand::Grant { permission, role } => {
+            check_name("permission", permission)?;
+            check_name("role", role)?;
+            if admin::in_transaction(&mut conn, |tx| {
+                admin::permission_grant(tx, &actor, permission, role)
+            })? {
+                println!("granted {permission} to {role}");
+            } else {
+                println!("{role} already holds {permission}");
+            }
+        }
+        PermissionCommand::Revoke { permission, role } => {
+            if admin::in_transaction(&mut conn, |tx| {
+                admin::permission_revoke(tx, &actor, permission, role)
+            })? {
+                println!("revoked {permission} from {role}");
+            } else {
+                println!("{role} did not hold {permission}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn inquiry(cli: &Cli, command: &InquiryCommand) -> Result<(), Failure> {
+    match command {
+        InquiryCommand::Import { files } => {
+            let config = load_config(cli, None)?;
+            config
+                .check_database_dir()
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            db::file::check_beside_server(&config.database.path)?;
+            import(&config.database.path, files)
+        }
+        InquiryCommand::List => with_db(cli, |_, pool| list_inquiries(pool)),
+        InquiryCommand::Export {
+            format,
+            file,
+            force,
+        } => with_db(cli, |_, pool| {
+            export(pool, *format, file.as_deref(), *force)
+        }),
+        InquiryCommand::Delete { room, id } => with_db(cli, |_, pool| {
+            delete_inquiry(pool, room.as_deref(), id.as_deref())
+        }),
+    }
+}
+
+/// `inquiry export`: to a new file (mode 0600, placed whole at the end) or to stdout.
+fn export(
+    pool: &db::Pool,
+    format: crate::export::Format,
+    file: Option<&std::path::Path>,
+    force: bool,
+) -> Result<(), Failure> {
+    let mut conn = pool.get()?;
+    let failed = |e: crate::db::inquiries::ExportError| Failure::runtime(format!("export: {e}"));
+    let done = match file {
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            crate::export::export(&mut conn, format, &mut out).map_err(failed)?
+        }
+        Some(path) => {
+            let mut out = crate::newfile::NewFile::create(path, force)
+                .map_err(|e| Failure::runtime(format!("{}: {e}", path.display())))?;
+            let done = crate::export::export(&mut conn, format, &mut out).map_err(failed)?;
+            out.place()
+                .map_err(|e| Failure::runtime(format!("{}: {e}", path.display())))?;
+            eprintln!(
+                "inquiryd: exported {} to {}",
+                plural(done.written, "inquiry", "inquiries"),
+                path.display()
+            );
+            done
+        }
     };
+    for bad in &done.skipped {
+        eprintln!("inquiryd: warning: {bad}");
+    }
+    if !done.skipped.is_empty() {
+        return Err(Failure::runtime(format!(
+            "{} not exported: the server cannot serve {} and an import would refuse {}",
+            plural(done.skipped.len(), "stored inquiry", "stored inquiries"),
+            if done.skipped.len() == 1 {
+                "it"
+            } else {
+                "them"
+            },
+            if done.skipped.len() == 1 {
+                "it"
+            } else {
+                "them"
+            },
+        )));
+    }
+    Ok(())
+}
+
+/// `inquiry delete --room RID | --id ID`.
+fn delete_inquiry(pool: &db::Pool, room: Option<&str>, id: Option<&str>) -> Result<(), Failure> {
+    let conn = pool.get()?;
+    match (room, id) {
+        (Some(rid), _) => {
+            let ids = db::inquiries::delete_by_rid(&conn, rid)?;
+            if ids.is_empty() {
+                return Err(Failure::runtime(format!("no inquiry in room {rid:?}")));
+            }
+            println!(
+                "deleted {} of room {rid} (id {})",
+                plural(ids.len(), "inquiry", "inquiries"),
+                ids.join(", ")
+            );
+        }
+        (None, Some(id)) => match db::inquiries::delete_by_id(&conn, id)? {
+            Some(rid) => println!("deleted inquiry {id} (room {rid})"),
+            None => return Err(Failure::runtime(format!("no inquiry with id {id:?}"))),
+        },
+        (None, None) => return Err(Failure::usage("give --room RID or --id ID")),
+    }
+    Ok(())
+}
+
+/// `plugins enable|disable NAME` (see `plugins::switch`).
+fn switch_plugin(cli: &Cli, name: &str, enabled: bool) -> Result<(), Failure> {
+    use crate::plugins::switch::Switched;
+    with_db(cli, |config, pool| {
+        let verb = if enabled { "enabled" } else { "disabled" };
+        let done = crate::plugins::switch::switch(&config.plugins.dir, name, enabled)
+            .map_err(Failure::runtime)?;
+        if !matches!(done, Switched::Already(_)) {
+            let kind = if enabled {
+                "plugin.enable"
+            } else {
+                "plugin.disable"
+            };
+            let conn = pool.get()?;
+            admin::audit::record(
+                &conn,
+                &admin::Actor::cli(),
+                kind,
+                &format!("{name}.json"),
+                Some(&serde_json::json!({ "enabled": !enabled })),
+                Some(&serde_json::json!({ "enabled": enabled })),
+            )?;
+        }
+        report_switch(name, verb, &done);
+        Ok(())
+    })
+}
+
+fn report_switch(name: &str, verb: &str, done: &crate::plugins::switch::Switched) {
+    use crate::plugins::switch::Switched;
+    match done {
+        Switched::Changed(file) => {
+            log::info!("plugins: {verb} {name} ({})", file.display());
+            println!("{verb} plugin {name} ({})", file.display());
+        }
+        Switched::CopiedIn { from, to } => {
+            log::info!(
+                "plugins: {verb} {name} (copied {} to {})",
+                from.display(),
+                to.display()
+            );
+            println!(
+                "{verb} plugin {name}: copied {} to {}",
+                from.display(),
+                to.display()
+            );
+        }
+        Switched::Already(file) => println!("plugin {name} is already {verb} ({})", file.display()),
+    }
+}
+
+/// `backup FILE`: a consistent copy while the server runs (see `db::backup`).
+fn backup(cli: &Cli, file: &std::path::Path, force: bool) -> Result<(), Failure> {
+    let config = load_config(cli, None)?;
+    db::file::check_beside_server(&config.database.path)?;
+    let done = db::backup::backup(&config.database.path, file, force)?;
+    println!(
+        "backed up {} to {} ({}) in {:.2?}",
+        config.database.path.display(),
+        file.display(),
+        done.summary,
+        done.took
+    );
+    Ok(())
+}
+
+/// `restore FILE`: swaps a checked backup in, the server stopped (see `db::backup`).
+fn restore(cli: &Cli, file: &std::path::Path) -> Result<(), Failure> {
+    let config = load_config(cli, None)?;
+    config
+        .check_database_dir()
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let done = db::backup::restore(file, &config.database.path)?;
+    println!(
+        "restored {} from {} ({})",
+        config.database.path.display(),
+        file.display(),
+        done.summary
+    );
+    if let Some(previous) = done.previous {
+        println!("the previous database is kept as {}", previous.display());
+    }
+    Ok(())
+}
+
+/// `config check`: the effective configuration, each value with its origin.
+fn config_check(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
+    let args = args.or(&cli.serve);
+    let (source, overrides) = config_inputs(cli, Some(&args));
+    let explained =
+        crate::config::explain(&source, &overrides).map_err(|e| Failure::usage(e.to_string()))?;
+    print!("{explained}");
+    Ok(())
+}
+
+/// Writes generated text to stdout; a reader that stopped early (`| head`) is not an error.
+fn print_bytes(bytes: &[u8]) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::runtime(format!("stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `man [DIR]`: man pages from the clap definitions.
+fn man(dir: Option<&std::path::Path>) -> Result<(), Failure> {
+    let command = <Cli as clap::CommandFactory>::command();
+    match dir {
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command)
+                .render(&mut page)
+                .map_err(|e| Failure::runtime(format!("man: {e}")))?;
+            print_bytes(&page)
+        }
+        Some(dir) => {
+            if !dir.is_dir() {
+                return Err(Failure::usage(format!(
+                    "man: {}: not a directory",
+                    dir.display()
+                )));
+            }
+            clap_mangen::generate_to(command, dir)
+                .map_err(|e| Failure::runtime(format!("man: {}: {e}", dir.display())))?;
+            println!("wrote man pages to {}", dir.display());
+            Ok(())
+        }
+    }
+}
+
+/// `inquiry list`: a row the server cannot serve is named on stderr and the rest listed: the
+/// listing itself succeeded, so the exit code stays 0.
+fn list_inquiries(pool: &db::Pool) -> Result<(), Failure> {
+    let conn = pool.get()?;
+
+    // A row the server cannot serve is named on stderr and the rest listed: the listing
+    // itself succeeded, so the exit code stays 0.
+    println!("{:<24}  {:<24}  STATUS", "ROOM ID", "ID");
+    let mut unservable = 0usize;
+    crate::db::inquiries::for_each(&conn, |row| match row {
+        crate::db::inquiries::Listed::Servable { id, rid, status } => {
+            println!("{rid:<24}  {id:<24}  {}", status.unwrap_or("-"));
+        }
+        crate::db::inquiries::Listed::Unservable(bad) => {
+            unservable += 1;
+            eprintln!("inquiryd: warning: {bad}");
+        }
+    })?;
+    if unservable > 0 {
+        eprintln!(
+            "inquiryd: warning: {unservable} stored inquir{} cannot be served (getOne answers 500 for their rooms) and {} not listed",
+            if unservable == 1 { "y" } else { "ies" },
+            if unservable == 1 { "is" } else { "are" }
+        );
+    }
+    Ok(())
+}
+
+fn plugins(cli: &Cli, command: &PluginsCommand) -> Result<(), Failure> {
+    match command {
+        PluginsCommand::Schema => {
+            let schema = serde_json::to_string_pretty(&crate::plugins::schema())
+                .map_err(Failure::runtime)?;
+            println!("{schema}");
+            Ok(())
+        }
+        PluginsCommand::Check { dir } => {
+            let (dir, is_default) = match dir {
+                Some(d) => (d.clone(), false),
+                None => {
+                    let plugins = load_config(cli, None)?.plugins;
+                    (plugins.dir, plugins.dir_is_default)
+                }
+            };
+            // As `serve` decides: the default directory is created empty, another must exist.
+            if !dir.is_dir() {
+                if is_default {
+                    println!(
+                        "plugins directory {} does not exist: serve creates it empty; no plugins",
+                        dir.display()
+                    );
+                    return Ok(());
+                }
+                return Err(Failure::usage(
+                    crate::app::StartError::PluginsDirMissing(dir.display().to_string())
+                        .to_string(),
+                ));
+            }
+            match crate::plugins::check_command(&dir) {
+                0 => Ok(()),
+                code => Err(Failure {
+                    code,
+                    message: format!("plugins check: {} has errors", dir.display()),
+                }),
+            }
+        }
+        PluginsCommand::Enable { name } => switch_plugin(cli, name, true),
+        PluginsCommand::Disable { name } => switch_plugin(cli, name, false),
+        PluginsCommand::Preview { room, as_user } => {
+            with_db(cli, |config, pool| preview(config, pool, room, as_user))
+        }
+    }
+}
+
+/// `inquiry import FILE…`: each file in its own transaction, all of it or none (the strategy is
+/// `import::import_files`); prints what each file stored.
+fn import(path: &std::path::Path, files: &[std::path::PathBuf]) -> Result<(), Failure> {
+    let results = crate::import::import_files(path, files)?;
     let mut failed = 0;
     for (file, result) in files.iter().zip(results) {
         match result {
@@ -586,65 +992,11 @@ fn import(path: &std::path::Path, files: &[std::path::PathBuf]) -> Result<(), Fa
     }
     if failed > 0 {
         return Err(Failure::runtime(format!(
-            "{failed} of {} file(s) not imported",
-            files.len()
+            "{failed} of {} not imported",
+            plural(files.len(), "file", "files")
         )));
     }
     Ok(())
-}
-
-/// One result per file, in order.
-type ImportResults = Vec<Result<usize, crate::import::ImportError>>;
-
-/// Imports into a database built beside `path`, when `path` does not exist yet; `None` when it
-/// does (or appeared meanwhile, then nothing was written to it): the caller imports into it.
-fn import_into_new(
-    path: &std::path::Path,
-    files: &[std::path::PathBuf],
-) -> Result<Option<ImportResults>, Failure> {
-    let Some(mut fresh) = db::fresh::FreshDatabase::create(path)? else {
-        return Ok(None);
-    };
-    let results = files
-        .iter()
-        .map(|f| crate::import::import_file(fresh.conn(), f))
-        .collect();
-    let started = std::time::Instant::now();
-    match fresh.place()? {
-        db::fresh::Placed::Yes => {
-            log::debug!(
-                "database {}: flushed and moved into place in {:.2?}",
-                path.display(),
-                started.elapsed()
-            );
-            Ok(Some(results))
-        }
-        db::fresh::Placed::No(why) => {
-            log::warn!(
-                "database {}: built aside but not placed ({why}); importing into it directly",
-                path.display()
-            );
-            Ok(None)
-        }
-    }
-}
-
-fn import_into_existing(
-    path: &std::path::Path,
-    files: &[std::path::PathBuf],
-) -> Result<ImportResults, Failure> {
-    let pool = db::open(path, 1)?;
-    let mut conn = pool.get()?;
-    Ok(db::bulk::write_through_journal_if_alone(
-        &mut conn,
-        path,
-        |conn| {
-            files
-                .iter()
-                .map(|f| crate::import::import_file(conn, f))
-                .collect()
-        },
-    ))
 }
 
 fn preview(config: &Config, pool: &db::Pool, room: &str, username: &str) -> Result<(), Failure> {

@@ -8,10 +8,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Everything the server and the CLI need to know, after layering.
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -22,9 +22,13 @@ pub struct Config {
     pub audit: AuditConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    /// The file these settings were read from; `None` when no file was (built-in defaults, then
+    /// the environment and flags). Logged at every start.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address to listen on, e.g. `127.0.0.1:3000` (port 0 picks a free port).
@@ -45,14 +49,19 @@ pub struct ServerConfig {
     pub max_connections: usize,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     pub path: PathBuf,
     pub pool_size: u32,
+    /// Whether `path` is the default `data/inquiryd.sqlite3` (beside the config file, if one was
+    /// read), whose directory is created when missing; the directory of a path named by the
+    /// operator must exist, so a typo is refused rather than served as a new, empty database.
+    #[serde(skip)]
+    pub path_is_default: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PluginsConfig {
     pub dir: PathBuf,
@@ -63,7 +72,7 @@ pub struct PluginsConfig {
     pub dir_is_default: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     pub token_ttl_days: u32,
@@ -78,13 +87,13 @@ pub struct AuthConfig {
     pub login_wait_ms: u64,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct DemoConfig {
     pub enabled: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
     /// Days the audit trail keeps a record; older ones are pruned at start and daily. 0 keeps all.
@@ -100,7 +109,7 @@ impl Default for AuditConfig {
 }
 
 /// `GET /metrics` (Prometheus text format).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     pub enabled: bool,
@@ -119,7 +128,7 @@ impl Default for MetricsConfig {
 }
 
 /// What the access log (`inquiryd::access`, at info) records.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     pub access: AccessLog,
@@ -137,7 +146,7 @@ impl Default for LogConfig {
 }
 
 /// The access log's modes.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum AccessLog {
     /// One line per request.
@@ -184,6 +193,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             path: DEFAULT_DB_PATH.into(),
             pool_size: 8,
+            path_is_default: true,
         }
     }
 }
@@ -269,6 +279,7 @@ impl Config {
         }
         if let Some(db) = &overrides.db {
             config.database.path = db.clone();
+            config.database.path_is_default = db == Path::new(DEFAULT_DB_PATH);
         }
         if let Some(dir) = &overrides.plugins {
             config.plugins.dir = dir.clone();
@@ -294,12 +305,15 @@ impl Config {
         })?;
         let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().replace('\n', " "),
+            // Laid out as the toml crate does (the line, a caret under the place, the cause).
+            message: e.to_string().trim_end().to_owned(),
         })?;
+        config.file = Some(path.to_path_buf());
         // Paths in the file are relative to the file, so `inquiryd --config /etc/x/config.toml`
         // works from any directory.
         let base = path.parent().unwrap_or(Path::new(""));
         config.plugins.dir_is_default = config.plugins.dir == Path::new(DEFAULT_PLUGINS_DIR);
+        config.database.path_is_default = config.database.path == Path::new(DEFAULT_DB_PATH);
         for p in [&mut config.database.path, &mut config.plugins.dir] {
             if p.is_relative() && !base.as_os_str().is_empty() {
                 *p = base.join(&*p);
@@ -353,7 +367,10 @@ impl Config {
                 "SERVER_MAX_CONNECTIONS" => {
                     self.server.max_connections = parse_u64(value)? as usize
                 }
-                "DATABASE_PATH" => self.database.path = value.into(),
+                "DATABASE_PATH" => {
+                    self.database.path = value.into();
+                    self.database.path_is_default = value == DEFAULT_DB_PATH;
+                }
                 "DATABASE_POOL_SIZE" => self.database.pool_size = parse_u32(value)?,
                 "PLUGINS_DIR" => {
                     self.plugins.dir = value.into();
@@ -477,6 +494,38 @@ impl Config {
         Ok(())
     }
 
+    /// Refuses a database path whose directory does not exist, unless the path is the default
+    /// (whose directory is created): a typo in the path must not start a new, empty database
+    /// in which the admin's users have "vanished". The same rule as the plugins directory's.
+    pub fn check_database_dir(&self) -> Result<(), ConfigError> {
+        let path = &self.database.path;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if self.database.path_is_default || dir.is_dir() {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid(format!(
+            "database.path: {}: directory {} does not exist (create it first, or check the path \
+             for a typo; only the default {DEFAULT_DB_PATH}'s directory is created)",
+            path.display(),
+            dir.display()
+        )))
+    }
+
+    /// What to log at start about where the settings came from.
+    pub fn file_in_force(&self) -> String {
+        match &self.file {
+            Some(path) => {
+                let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+                format!("config file: {}", shown.display())
+            }
+            None => "no config file: defaults, then INQUIRYD_* environment variables and flags"
+                .to_string(),
+        }
+    }
+
     /// The connection deadlines of `[server]`.
     pub fn timeouts(&self) -> crate::conn::Timeouts {
         crate::conn::Timeouts {
@@ -495,6 +544,75 @@ impl Config {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         }
     }
+}
+
+/// `config check`: loads the configuration as a command would (file, then `INQUIRYD_*`
+/// variables, then flags), checks it as `serve` does, and lays it out as TOML, each value with
+/// where it came from: `default`, `file PATH`, `environment NAME` or `flag --NAME`.
+pub fn explain(source: &ConfigSource, overrides: &Overrides) -> Result<String, ConfigError> {
+    let config = Config::load(source, overrides)?;
+    config.check_database_dir()?;
+    if !config.plugins.dir_is_default && !config.plugins.dir.is_dir() {
+        return Err(ConfigError::Invalid(format!(
+            "plugins.dir: {}: does not exist (create it, or point [plugins] dir at one)",
+            config.plugins.dir.display()
+        )));
+    }
+    let in_file: toml::Table = match &config.file {
+        Some(path) => std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_default(),
+        None => toml::Table::new(),
+    };
+    let flag = |section: &str, key: &str| -> Option<&'static str> {
+        match (section, key) {
+            ("server", "bind") if overrides.bind.is_some() => Some("--bind"),
+            ("server", "workers") if overrides.workers.is_some() => Some("--workers"),
+            ("database", "path") if overrides.db.is_some() => Some("--db"),
+            ("plugins", "dir") if overrides.plugins.is_some() => Some("--plugins"),
+            _ => None,
+        }
+    };
+    let effective = toml::Table::try_from(&config)
+        .map_err(|e| ConfigError::Invalid(format!("cannot lay out: {e}")))?;
+    let mut out = format!(
+        "# {}
+",
+        config.file_in_force()
+    );
+    for (section, table) in &effective {
+        let Some(table) = table.as_table() else {
+            continue;
+        };
+        out.push_str(&format!("\n[{section}]\n"));
+        let lines: Vec<(String, String)> = table
+            .iter()
+            .map(|(key, value)| {
+                let env = format!(
+                    "INQUIRYD_{}_{}",
+                    section.to_ascii_uppercase(),
+                    key.to_ascii_uppercase()
+                );
+                let origin = if let Some(f) = flag(section, key) {
+                    format!("flag {f}")
+                } else if std::env::var_os(&env).is_some() {
+                    format!("environment {env}")
+                } else if in_file.get(section).and_then(|t| t.get(key)).is_some() {
+                    let path = config.file.as_deref().unwrap_or(Path::new("?"));
+                    format!("file {}", path.display())
+                } else {
+                    "default".to_string()
+                };
+                (format!("{key} = {value}"), origin)
+            })
+            .collect();
+        let width = lines.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
+        for (line, origin) in lines {
+            out.push_str(&format!("{line:<width$}  # {origin}\n"));
+        }
+    }
+    Ok(out)
 }
 
 fn parse_bool(value: &str) -> Result<bool, String> {

@@ -3,7 +3,8 @@
 //! permissions ([`auth`], [`db`]), answers in Rocket.Chat's shapes ([`api`]), and applies
 //! declarative JSON plugin hooks that enrich or redact responses, reloaded live ([`plugins`]).
 //! [`app`] assembles the server from a [`config::Config`], with [`conn`]'s deadlines on every stage
-//! of a connection and its connection limit; [`cli`] is the command line.
+//! of a connection and its connection limit; [`cli`] is the command line, whose operations
+//! (backup and restore in [`db::backup`], [`import`], [`export`]) write files through [`newfile`].
 
 pub mod admin;
 pub mod api;
@@ -14,10 +15,13 @@ pub mod config;
 pub mod conn;
 pub mod db;
 pub mod document;
+pub mod export;
 pub mod import;
 pub mod metrics;
 pub mod model;
 pub mod observe;
+pub mod newfile;
 pub mod periodic;
 pub mod plugins;
 pub mod regular;
+pub mod text;

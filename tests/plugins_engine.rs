@@ -1218,9 +1218,10 @@ fn shipped() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins")
 }
 
-/// The shipped examples come disabled (so the demo answers the documented bytes); this is a copy
-/// of the directory with each of them switched on.
-fn shipped_enabled() -> tempfile::TempDir {
+/// The shipped examples, kept apart from the plugins in force (`inquiryd plugins enable NAME`
+/// copies one in), as a plugins directory holds them: beside `tables/`, switched on when
+/// `enabled`, as shipped otherwise.
+fn shipped_copy(enabled: bool) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("tables")).unwrap();
     for entry in std::fs::read_dir(shipped().join("tables")).unwrap() {
@@ -1231,15 +1232,15 @@ fn shipped_enabled() -> tempfile::TempDir {
         )
         .unwrap();
     }
-    for entry in std::fs::read_dir(shipped()).unwrap() {
+    for entry in std::fs::read_dir(shipped().join("examples")).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        if !name.ends_with(".json") || name == "plugin.schema.json" {
+        if !name.ends_with(".json") {
             continue;
         }
         let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(v["enabled"], false, "{name} must ship disabled");
-        v["enabled"] = json!(true);
+        v["enabled"] = json!(enabled);
         std::fs::write(
             dir.path().join(&name),
             serde_json::to_string_pretty(&v).unwrap(),
@@ -1249,10 +1250,16 @@ fn shipped_enabled() -> tempfile::TempDir {
     dir
 }
 
+/// The shipped examples, each switched on.
+fn shipped_enabled() -> tempfile::TempDir {
+    shipped_copy(true)
+}
+
 #[test]
 fn shipped_examples_are_valid_and_off_by_default() {
-    assert_eq!(check_command(&shipped()), 0);
-    assert!(load_dir(&shipped()).unwrap().is_empty());
+    let copy = shipped_copy(false);
+    assert_eq!(check_command(copy.path()), 0);
+    assert!(load_dir(copy.path()).unwrap().is_empty());
 }
 
 #[test]

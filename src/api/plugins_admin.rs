@@ -15,8 +15,8 @@
 //! any editor's save. Two saves of one file: the later wins whole; a save that names the
 //! `sha256` of the version it was edited from is refused with 409 when the file changed since.
 //!
-//! TODO(audit): every change here (save, delete, enable/disable) must land in the audit trail once
-//! the admin audit layer exists; each call site is marked.
+//! Every change here (save, delete, enable/disable) lands in the audit trail with the REST user as
+//! its actor and the file's SHA-256 before and after (never its content).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -28,7 +28,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::errors::json as json_response;
-use super::{ApiError, AUTH_ONLY, Caller, Ctx, NoParams, guarded, resource};
+use super::{AUTH_ONLY, ApiError, AppState, Caller, Ctx, NoParams, guarded, resource};
 use crate::auth::UserEntry;
 use crate::db;
 use crate::plugins::format::MAX_FILE_BYTES;
@@ -548,12 +548,14 @@ struct SaveBody {
 /// new version is in force. Invalid → 400 `error-invalid-plugin` with every problem in
 /// `details.errors`, nothing written.
 fn save(
+    st: &AppState,
     actor: &str,
-    host: &PluginHost,
+    kind: &str,
     name: &PluginName,
     bytes: &[u8],
     expected: Option<&str>,
 ) -> Result<Value, ApiError> {
+    let host = &st.plugins;
     if let Err(errors) = host.check_draft(&name.0, bytes) {
         let first = PluginError {
             file: name.0.clone().into(),
@@ -574,6 +576,14 @@ fn save(
         check_version(name, current.as_deref(), expected)?;
         write_atomically(host.dir(), name, bytes)
             .map_err(|e| ApiError::Internal(format!("saving plugin file {}: {e}", name.0)))?;
+        audit(
+            st,
+            actor,
+            kind,
+            name,
+            current.as_deref().map(|c| json!({"sha256": sha256_hex(c)})),
+            Some(json!({"sha256": sha256_hex(bytes)})),
+        );
     }
     host.reload();
     log::info!(
@@ -591,6 +601,28 @@ fn save(
     }))
 }
 
+/// Records a change of plugin file `name` by the REST user `actor` in the audit trail. The file is
+/// already written by then, so a failure to record is logged as an error, not answered.
+fn audit(
+    st: &AppState,
+    actor: &str,
+    kind: &str,
+    name: &PluginName,
+    before: Option<Value>,
+    after: Option<Value>,
+) {
+    let actor = crate::admin::Actor::Rest {
+        user: actor.to_string(),
+    };
+    let recorded = st.pool.get().map_err(|e| e.to_string()).and_then(|conn| {
+        crate::admin::audit::record(&conn, &actor, kind, &name.0, before.as_ref(), after.as_ref())
+            .map_err(|e| e.to_string())
+    });
+    if let Err(e) = recorded {
+        log::error!("audit: cannot record {kind} of plugin {}: {e}", name.0);
+    }
+}
+
 /// `POST /api/v1/inquiryd/plugins.save {name, content, sha256?}`: see [`save`].
 pub async fn plugins_save(
     ctx: Ctx,
@@ -604,11 +636,11 @@ pub async fn plugins_save(
     require(&caller, MANAGE_APPS)?;
     let actor = caller.user.username.clone();
     let st = state.clone();
-    // TODO(audit): record "plugin saved" (actor caller.user, file, before/after sha256).
     let saved = blocking(move || {
         save(
+            &st,
             &actor,
-            &st.plugins,
+            "plugin.save",
             &name,
             draft.content.as_bytes(),
             draft.sha256.as_deref(),
@@ -639,7 +671,6 @@ pub async fn plugins_delete(
     require(&caller, MANAGE_APPS)?;
     let actor = caller.user.username.clone();
     let st = state.clone();
-    // TODO(audit): record "plugin deleted" (actor caller.user, file, before sha256).
     blocking(move || {
         {
             let _one_at_a_time = WRITES.lock().unwrap_or_else(|e| e.into_inner());
@@ -647,6 +678,8 @@ pub async fn plugins_delete(
             check_version(&name, Some(&current), del.sha256.as_deref())?;
             std::fs::remove_file(st.plugins.dir().join(&name.0))
                 .map_err(|e| ApiError::Internal(format!("deleting plugin file {}: {e}", name.0)))?;
+            let before = json!({"sha256": sha256_hex(&current)});
+            audit(&st, &actor, "plugin.delete", &name, Some(before), None);
         }
         st.plugins.reload_after_delete(&name.0);
         log::info!(
@@ -683,7 +716,6 @@ pub async fn plugins_set_enabled(
     require(&caller, MANAGE_APPS)?;
     let actor = caller.user.username.clone();
     let st = state.clone();
-    // TODO(audit): record "plugin enabled/disabled" (actor caller.user, file, before/after).
     let saved = blocking(move || {
         let current = current_file(st.plugins.dir(), &name)?.ok_or_else(|| not_found(&name))?;
         let mut value: Value = serde_json::from_slice(&current).map_err(|e| {
@@ -707,7 +739,12 @@ pub async fn plugins_set_enabled(
         text.push('\n');
         // the version check is against the file read above, unless the client named its own
         let expected = req.sha256.unwrap_or_else(|| sha256_hex(&current));
-        save(&actor, &st.plugins, &name, text.as_bytes(), Some(&expected))
+        let kind = if req.enabled {
+            "plugin.enable"
+        } else {
+            "plugin.disable"
+        };
+        save(&st, &actor, kind, &name, text.as_bytes(), Some(&expected))
     })
     .await?;
     Ok(ok(saved))

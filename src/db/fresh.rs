@@ -82,6 +82,9 @@ impl FreshDatabase {
              PRAGMA foreign_keys = ON;",
         )?;
         super::migrate(&mut conn, &self.temp)?;
+        // Like every database inquiryd creates, marked as inquiryd's from the start (a backup
+        // of it, and a restore, check the mark).
+        super::ensure_app_id(&mut conn)?;
         Ok(conn)
     }
 

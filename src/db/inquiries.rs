@@ -189,3 +189,47 @@ pub fn for_each(conn: &Connection, mut f: impl FnMut(Listed<'_>)) -> rusqlite::R
     }
     Ok(())
 }
+
+/// Calls `f` with every stored document, as stored (byte for byte), in the order they were
+/// first stored (rowid). A row the server cannot serve is handed over as such, so an export
+/// never writes what an import would refuse.
+pub fn for_each_document(
+    conn: &Connection,
+    mut f: impl FnMut(Result<&str, Unservable>) -> std::io::Result<()>,
+) -> Result<(), ExportError> {
+    let mut stmt = conn.prepare("SELECT id, rid, doc FROM inquiries ORDER BY rowid")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let item = servable(row.get_ref(0)?, row.get_ref(1)?, row.get_ref(2)?).map(|(doc, _)| doc);
+        f(item).map_err(ExportError::Write)?;
+    }
+    Ok(())
+}
+
+/// Why [`for_each_document`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Write(std::io::Error),
+}
+
+/// Deletes the inquiry with id `id`; returns its room id, or `None` when there is none.
+pub fn delete_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
+    let mut stmt = conn.prepare("DELETE FROM inquiries WHERE id = ?1 RETURNING rid")?;
+    let mut rows = stmt.query([id])?;
+    match rows.next()? {
+        Some(row) => Ok(Some(row.get::<_, Option<String>>(0)?.unwrap_or_default())),
+        None => Ok(None),
+    }
+}
+
+/// Deletes every inquiry of room `rid` (one, normally); returns their ids, none when there were
+/// none.
+pub fn delete_by_rid(conn: &Connection, rid: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare("DELETE FROM inquiries WHERE rid = ?1 RETURNING id")?;
+    stmt.query_map([rid], |r| r.get::<_, Option<String>>(0))?
+        .map(|id| id.map(Option::unwrap_or_default))
+        .collect()
+}

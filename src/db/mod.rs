@@ -2,6 +2,7 @@
 //! newer inquiryd), the r2d2 pool with its per-connection pragmas, and the numbered migrations.
 //! Queries live in one file per table family: `users`, `tokens`, `permissions`, `inquiries`.
 
+pub mod backup;
 pub mod bulk;
 pub mod checkpointer;
 pub mod file;

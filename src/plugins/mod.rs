@@ -15,6 +15,7 @@ pub mod format;
 pub mod input;
 pub mod json;
 pub mod load;
+pub mod switch;
 pub mod watcher;
 
 use std::path::Path;

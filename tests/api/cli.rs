@@ -8,6 +8,7 @@ use crate::helpers::*;
 fn tmp_db() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("data").join("x.sqlite3");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
     (dir, db)
 }
 

@@ -228,6 +228,7 @@ fn import_into_a_new_database_killed_leaves_nothing_and_can_be_run_again() {
     let d = tempfile::tempdir().unwrap();
     let db = d.path().join("data").join("new.sqlite3");
     let building = d.path().join("data").join("new.sqlite3.building");
+    std::fs::create_dir_all(d.path().join("data")).unwrap();
     let file = d.path().join("all.ndjson");
     write_ndjson(&file, "new-", RECORDS);
     let mut child = import_cmd(&db, &file)
@@ -282,6 +283,7 @@ fn demo_config(dir: &Path) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(dir.join("plugins")).unwrap();
     let cfg = dir.join("config.toml");
     std::fs::write(&cfg, "[demo]\nenabled = true\n").unwrap();
+    std::fs::create_dir_all(dir.join("data")).unwrap();
     (cfg, dir.join("data").join("s.sqlite3"))
 }
 

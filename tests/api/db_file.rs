@@ -479,6 +479,7 @@ fn a_write_failing_for_want_of_space_answers_503_and_says_why() {
 fn a_database_copied_over_the_file_is_left_intact_by_the_stop() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("data").join("db.sqlite3");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     let out = cli_with_stdin(
@@ -548,6 +549,7 @@ fn a_fifo_or_a_device_where_a_file_is_read_is_refused_at_once_by_every_command()
     let db = dir.join("data/inquiryd.sqlite3");
     let plugins = dir.join("plugins");
     std::fs::create_dir_all(&plugins).expect("mkdir");
+    std::fs::create_dir_all(dir.join("data")).expect("mkdir");
     assert!(
         cli_with_stdin(&db, &["inquiry", "list"], None)
             .status

@@ -312,6 +312,7 @@ fn no_password_or_token_in_the_database_its_wal_or_the_log() {
     let cfg = d.path().join("config.toml");
     std::fs::write(&cfg, "[demo]\nenabled = true\n").unwrap();
     let db = d.path().join("data").join("secret.sqlite3");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
     let out = cli_with_stdin(
         &db,
         &[

@@ -33,6 +33,7 @@ fn start(dir: &Path, auth: &str, new_keys: &str) -> Server {
     std::fs::create_dir_all(dir.join("plugins")).unwrap();
     let cfg = dir.join("config.toml");
     let db = dir.join("data").join("flood.sqlite3");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
     let new_keys = if other { "" } else { new_keys };
     std::fs::write(
         &cfg,

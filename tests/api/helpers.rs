@@ -323,10 +323,22 @@ impl Server {
 
     /// As [`Server::start_with_env`], running `program` (another build of inquiryd) instead.
     pub fn start_program(program: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut all = vec!["serve", "--bind", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        Server::start_command_line(program, dir, &all, env)
+    }
+
+    /// As [`Server::start_program`], with the whole command line given (no `serve --bind` put
+    /// in front of it).
+    pub fn start_command_line(
+        program: &str,
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         use std::io::{BufRead, BufReader};
         let mut cmd = Command::new(program);
-        cmd.args(["serve", "--bind", "127.0.0.1:0"])
-            .args(args)
+        cmd.args(args)
             .current_dir(dir)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())

@@ -297,6 +297,7 @@ fn failed_and_throttled_logins_are_logged_without_secrets() {
     let d = tempfile::tempdir().unwrap();
     std::fs::create_dir(d.path().join("plugins")).unwrap();
     let db = d.path().join("data").join("t.sqlite3");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
     let cfg = d.path().join("config.toml");
     std::fs::write(
         &cfg,
