@@ -25,9 +25,7 @@ use std::sync::Arc;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 
 pub use errors::ApiError;
-pub use state::{
-    AppState, MAX_BODY, MAX_PLUGIN_BODY, blocking, body_limit, body_too_large, write,
-};
+pub use state::{AppState, MAX_BODY, MAX_PLUGIN_BODY, blocking, body_limit, body_too_large, write};
 
 use crate::auth::{AuthSnapshot, UserEntry};
 

@@ -283,7 +283,7 @@ fn parse_role_change(body: &[u8]) -> Result<RoleChange, ApiError> {
     };
     for key in ["permissionId", "role"] {
         if !top.contains_key(key) {
-            return Err(ApiError::invalid_params(&format!(
+            return Err(ApiError::invalid_params(format!(
                 "must have required property '{key}'"
             )));
         }

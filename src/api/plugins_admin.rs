@@ -428,10 +428,7 @@ fn write_atomically(dir: &Path, name: &PluginName, bytes: &[u8]) -> std::io::Res
 /// (`ok`, `disabled`, `error` with its `file:line:column` text, whether its last good version is
 /// in force, which version is in force and which was read last), and the last reload's time and
 /// errors. The health details of `/health`, for the console.
-pub async fn plugins_list(
-    ctx: Ctx,
-    _: NoParams,
-) -> Result<HttpResponse, ApiError> {
+pub async fn plugins_list(ctx: Ctx, _: NoParams) -> Result<HttpResponse, ApiError> {
     let Ctx {
         caller, state, req, ..
     } = ctx;
@@ -448,10 +445,7 @@ pub async fn plugins_list(
 
 /// `GET /api/v1/inquiryd/plugins.get?name=NAME`: the file's text, its SHA-256 (send it back with a
 /// save to have a concurrent change refused) and its state.
-pub async fn plugins_get(
-    ctx: Ctx,
-    _: NoParams,
-) -> Result<HttpResponse, ApiError> {
+pub async fn plugins_get(ctx: Ctx, _: NoParams) -> Result<HttpResponse, ApiError> {
     let Ctx {
         caller, state, req, ..
     } = ctx;
@@ -513,10 +507,7 @@ fn verdict(
 /// `POST /api/v1/inquiryd/plugins.validate {name, content}`: validates a draft as the server would
 /// once it is saved, writing nothing. An invalid draft is a 200 with `valid: false` and its
 /// problems (`message`, `line`, `column`, `pointer`, `text`): the request itself was fine.
-pub async fn plugins_validate(
-    ctx: Ctx,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+pub async fn plugins_validate(ctx: Ctx, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let Ctx { caller, state, .. } = ctx;
     let body = super::read_body_within(payload, crate::api::MAX_PLUGIN_BODY).await?;
     let draft: DraftBody = parse_body(&body)?;
@@ -615,8 +606,15 @@ fn audit(
         user: actor.to_string(),
     };
     let recorded = st.pool.get().map_err(|e| e.to_string()).and_then(|conn| {
-        crate::admin::audit::record(&conn, &actor, kind, &name.0, before.as_ref(), after.as_ref())
-            .map_err(|e| e.to_string())
+        crate::admin::audit::record(
+            &conn,
+            &actor,
+            kind,
+            &name.0,
+            before.as_ref(),
+            after.as_ref(),
+        )
+        .map_err(|e| e.to_string())
     });
     if let Err(e) = recorded {
         log::error!("audit: cannot record {kind} of plugin {}: {e}", name.0);
@@ -624,10 +622,7 @@ fn audit(
 }
 
 /// `POST /api/v1/inquiryd/plugins.save {name, content, sha256?}`: see [`save`].
-pub async fn plugins_save(
-    ctx: Ctx,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+pub async fn plugins_save(ctx: Ctx, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let Ctx { caller, state, .. } = ctx;
     let body = super::read_body_within(payload, crate::api::MAX_PLUGIN_BODY).await?;
     let draft: SaveBody = parse_body(&body)?;
@@ -660,10 +655,7 @@ struct DeleteBody {
 
 /// `POST /api/v1/inquiryd/plugins.delete {name, sha256?}`: removes the file; its hooks leave force
 /// before the answer.
-pub async fn plugins_delete(
-    ctx: Ctx,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+pub async fn plugins_delete(ctx: Ctx, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let Ctx { caller, state, .. } = ctx;
     let body = super::read_body(payload).await?;
     let del: DeleteBody = parse_body(&body)?;
@@ -775,10 +767,7 @@ const MAX_PREVIEW_ROLES: usize = 64;
 /// (a 403 when the caller lacks `view-l-room`). A draft that does not validate gives
 /// `draft: {valid: false, errors}` instead. Uses the live endpoint's own code
 /// ([`super::livechat::respond`]).
-pub async fn plugins_preview(
-    ctx: Ctx,
-    payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+pub async fn plugins_preview(ctx: Ctx, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let Ctx { caller, state, .. } = ctx;
     let body = super::read_body_within(payload, crate::api::MAX_PLUGIN_BODY).await?;
     let req: PreviewBody = parse_body(&body)?;
@@ -890,10 +879,7 @@ enum Who {
 /// `GET /api/v1/inquiryd/rooms.search?q=TEXT`: up to 20 stored inquiries whose room id or name
 /// contains `q` (case-insensitive), for the preview's room picker: `{rooms: [{roomId, name,
 /// status}]}`. An empty `q` lists the first ones by room id.
-pub async fn rooms_search(
-    ctx: Ctx,
-    _: NoParams,
-) -> Result<HttpResponse, ApiError> {
+pub async fn rooms_search(ctx: Ctx, _: NoParams) -> Result<HttpResponse, ApiError> {
     let Ctx {
         caller, state, req, ..
     } = ctx;

@@ -105,7 +105,11 @@ fn console_end_to_end_in_headless_chromium() {
     let plugins = d.path().join("plugins");
     std::fs::create_dir_all(&plugins).expect("plugins dir");
     let plugin = "mask-visitor-for-agents.json";
-    std::fs::copy(repo().join("plugins/examples").join(plugin), plugins.join(plugin)).expect("plugin");
+    std::fs::copy(
+        repo().join("plugins/examples").join(plugin),
+        plugins.join(plugin),
+    )
+    .expect("plugin");
     std::fs::write(d.path().join("config.toml"), "[demo]\nenabled = true\n").expect("config");
     let db = d.path().join("console.sqlite3");
     let server = Server::start(

@@ -1,8 +1,8 @@
 //! Black-box tests: the real app on a random port, spoken to over HTTP; the real binary for the CLI.
 //! One test binary, one file per feature.
 
-mod admin_cli;
 mod access_log;
+mod admin_cli;
 mod cli;
 mod console;
 mod crash;
@@ -17,16 +17,16 @@ mod hostile;
 mod import;
 mod load;
 mod login;
-mod permissions_routes;
 mod metrics;
 mod operations;
+mod permissions_routes;
 mod plugin_inputs;
 mod plugins;
 mod plugins_admin;
 mod propagation;
 mod python_client;
-mod read_your_writes;
 mod python_tools;
+mod read_your_writes;
 mod readme;
 mod schema;
 mod service;

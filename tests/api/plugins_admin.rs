@@ -602,7 +602,8 @@ fn rooms_search_finds_a_room_by_id_or_inquiry_name() {
 /// admin's credentials: no 5xx, only documented statuses, bodies as documented.
 #[test]
 fn console_openapi_description_is_honoured() {
-    let Some(venv) = crate::python_tools::venv_or_not_run("console_openapi_description_is_honoured")
+    let Some(venv) =
+        crate::python_tools::venv_or_not_run("console_openapi_description_is_honoured")
     else {
         return;
     };
