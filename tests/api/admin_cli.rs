@@ -145,7 +145,7 @@ fn deactivation_revokes_tokens_for_good() {
     assert_eq!(app.get_one(DEMO_ROOM, Some((&uid, &tok))).status, 401);
     let out = app.cli(&["user", "deactivate", "dora"]);
     assert!(
-        stdout(&out).contains("revoked 1 token(s)"),
+        stdout(&out).contains("revoked 1 token)"),
         "{}",
         stdout(&out)
     );

@@ -42,7 +42,7 @@ fn install_shipped_plugins(dir: &Path) {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), dir.join("tables").join(entry.file_name())).unwrap();
     }
-    for entry in std::fs::read_dir(&shipped).unwrap() {
+    for entry in std::fs::read_dir(shipped.join("examples")).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
         if !name.ends_with(".json") || name == "plugin.schema.json" {
