@@ -368,7 +368,11 @@ try {
     const editor = page.getByLabel('Plugin file (JSON)');
     await page.getByTestId('verdict').getByText('valid').waitFor();
     const onDisk = readFileSync(join(PLUGINS_DIR, PLUGIN), 'utf8');
+    // the edit's own (debounced) validation answers before the token ends, so that the save,
+    // not a late validation, is what meets the 401 (on a loaded machine it could be either)
+    const validated = page.waitForResponse((r) => r.url().includes('/plugins.validate'));
     await editor.fill(onDisk.replace('"priority": 20', '"priority": 21'));
+    await validated;
     // the token ends behind the page's back (as expiry or revocation would)
     const s = JSON.parse(await page.evaluate(() => sessionStorage.getItem('inquiryd.console.session')));
     assert.equal((await api('POST', '/api/v1/logout', { auth: [s.userId, s.authToken], body: {} })).status, 200);
