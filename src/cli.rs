@@ -761,17 +761,36 @@ fn delete_inquiry(pool: &db::Pool, room: Option<&str>, id: Option<&str>) -> Resu
 /// `plugins enable|disable NAME` (see `plugins::switch`).
 fn switch_plugin(cli: &Cli, name: &str, enabled: bool) -> Result<(), Failure> {
     use crate::plugins::switch::Switched;
-    with_db(cli, |config, pool| {
-        let verb = if enabled { "enabled" } else { "disabled" };
-        let done = crate::plugins::switch::switch(&config.plugins.dir, name, enabled)
-            .map_err(Failure::runtime)?;
-        if !matches!(done, Switched::Already(_)) {
-            let kind = if enabled {
-                "plugin.enable"
-            } else {
-                "plugin.disable"
-            };
-            let conn = pool.get()?;
+    let config = load_config(cli, None)?;
+    let verb = if enabled { "enabled" } else { "disabled" };
+    let done = crate::plugins::switch::switch(&config.plugins.dir, name, enabled)
+        .map_err(Failure::runtime)?;
+    report_switch(name, verb, &done);
+    if !matches!(done, Switched::Already(_)) {
+        audit_plugin_switch(&config, name, enabled);
+    }
+    Ok(())
+}
+
+/// Records `plugins enable|disable` in the database's audit trail, when there is a database:
+/// switching a plugin never creates one (it may run before the first start, or as another user).
+fn audit_plugin_switch(config: &Config, name: &str, enabled: bool) {
+    if !config.database.path.is_file() {
+        log::info!(
+            "audit: no database at {} yet: the switch of {name} is not recorded",
+            config.database.path.display()
+        );
+        return;
+    }
+    let kind = if enabled {
+        "plugin.enable"
+    } else {
+        "plugin.disable"
+    };
+    let recorded = db::open(&config.database.path, 1)
+        .map_err(|e| e.to_string())
+        .and_then(|pool| pool.get().map_err(|e| e.to_string()))
+        .and_then(|conn| {
             admin::audit::record(
                 &conn,
                 &admin::Actor::cli(),
@@ -779,11 +798,12 @@ fn switch_plugin(cli: &Cli, name: &str, enabled: bool) -> Result<(), Failure> {
                 &format!("{name}.json"),
                 Some(&serde_json::json!({ "enabled": !enabled })),
                 Some(&serde_json::json!({ "enabled": enabled })),
-            )?;
-        }
-        report_switch(name, verb, &done);
-        Ok(())
-    })
+            )
+            .map_err(|e| e.to_string())
+        });
+    if let Err(e) = recorded {
+        eprintln!("inquiryd: warning: the switch is done but not in the audit trail: {e}");
+    }
 }
 
 fn report_switch(name: &str, verb: &str, done: &crate::plugins::switch::Switched) {

@@ -27,8 +27,14 @@ fn exists() -> io::Error {
 }
 
 impl NewFile {
-    /// Starts writing `dest`. Fails at once when `dest` exists and `overwrite` is false.
+    /// Starts writing `dest`, readable by its owner only (0600: backups and exports hold hashes
+    /// and visitor data). Fails at once when `dest` exists and `overwrite` is false.
     pub fn create(dest: &Path, overwrite: bool) -> io::Result<NewFile> {
+        NewFile::create_with_mode(dest, overwrite, 0o600)
+    }
+
+    /// As [`NewFile::create`], with the file's permission bits (before the umask).
+    pub fn create_with_mode(dest: &Path, overwrite: bool, mode: u32) -> io::Result<NewFile> {
         use std::os::unix::fs::OpenOptionsExt;
         if !overwrite && std::fs::symlink_metadata(dest).is_ok() {
             return Err(exists());
@@ -40,7 +46,7 @@ impl NewFile {
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(mode)
             .open(&partial)
             .map_err(|e| {
                 io::Error::new(

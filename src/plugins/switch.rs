@@ -78,7 +78,9 @@ pub fn switch(dir: &Path, name: &str, enabled: bool) -> Result<Switched, String>
     let mut out = serde_json::to_string_pretty(&plugin).map_err(|e| e.to_string())?;
     out.push('\n');
     let written = |e: std::io::Error| format!("{}: {e}", file.display());
-    let mut new = NewFile::create(&file, !copied).map_err(written)?;
+    // 0644, not NewFile's 0600: a plugin holds no secret, and the server may run as another user
+    // than the admin who switched it (the systemd unit's `inquiryd`).
+    let mut new = NewFile::create_with_mode(&file, !copied, 0o644).map_err(written)?;
     std::io::Write::write_all(&mut new, out.as_bytes()).map_err(written)?;
     new.place().map_err(written)?;
     Ok(if copied {
