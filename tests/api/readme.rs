@@ -1,7 +1,8 @@
 //! The README shows what each role sees of the demo inquiry with the shipped example plugins
 //! switched on: that table is checked here against the real server, so it cannot drift from the
 //! demo data or the plugins (it once showed a visitor named "Guest 51"; the demo's is "kookie").
-//! docs/plugins.md holds the same table.
+//! docs/plugins.md holds the same table. The demo request's printed body and the "Admin over
+//! HTTP" route table are checked against the real app too.
 
 use std::path::Path;
 use std::time::Duration;
@@ -99,4 +100,79 @@ fn the_readme_role_table_is_what_the_server_answers_with_the_shipped_plugins_on(
             assert_eq!(&shown, row, "what {role} sees");
         }
     }
+}
+
+/// The text of the first fenced block after `marker` in `text`.
+fn block_after<'a>(text: &'a str, marker: &str) -> &'a str {
+    let from = text
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker:?} in the README"));
+    let open = from + text[from..].find("```").expect("a fenced block");
+    let body = open + text[open..].find('\n').unwrap() + 1;
+    let close = body + text[body..].find("```").expect("its end");
+    &text[body..close]
+}
+
+/// The quoted value after `after` in `text`, e.g. the header in `-H "X-User-Id: …"`.
+fn between<'a>(text: &'a str, after: &str, until: char) -> &'a str {
+    let start = text
+        .find(after)
+        .unwrap_or_else(|| panic!("{after:?} in {text}"))
+        + after.len();
+    let end = start + text[start..].find(until).unwrap();
+    &text[start..end]
+}
+
+#[test]
+fn the_readme_demo_request_answers_exactly_the_printed_body() {
+    let readme = repo_file("README.md");
+    let curl = block_after(&readme, "## The example request");
+    let user = between(curl, "X-User-Id: ", '"');
+    let token = between(curl, "X-Auth-Token: ", '"');
+    let path = between(curl, "http://127.0.0.1:3000", '"');
+    let printed = block_after(&readme, "with exactly this body").trim_end();
+    let app = spawn_app();
+    let r = app.get(path, Some((user, token)));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.headers["content-type"], "application/json",
+        "the README promises this content type"
+    );
+    assert_eq!(r.body, printed, "the README's demo body");
+}
+
+/// Every route in the README's "Admin over HTTP" table is served (a row such as
+/// "`POST /api/v1/inquiryd/plugins.save`, `plugins.setEnabled`" names two), so the table cannot
+/// list a route that was renamed or never merged.
+#[test]
+fn every_route_in_the_readme_table_is_served() {
+    let readme = repo_file("README.md");
+    let section = &readme[readme.find("## Admin over HTTP").expect("the section")..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let rows: Vec<&str> = section.lines().filter(|l| l.starts_with("| `")).collect();
+    assert!(rows.len() >= 10, "the route table: {rows:?}");
+    let app = spawn_app();
+    let mut seen = 0;
+    for row in rows {
+        let cell = row.trim_start_matches("| ").split(" | ").next().unwrap();
+        let mut names = cell.split(", ").map(|c| c.trim_matches('`'));
+        let first = names.next().unwrap();
+        let (method, path) = first.split_once(' ').expect("METHOD /path");
+        let path = path.split(['?', '[']).next().unwrap();
+        let prefix = &path[..path.rfind('/').unwrap() + 1];
+        let paths = std::iter::once(path.to_string())
+            .chain(names.map(|n| format!("{prefix}{n}")))
+            .collect::<Vec<_>>();
+        for path in paths {
+            let r = match method {
+                "GET" => app.get(&path, None),
+                "POST" => app.post(&path, "{}", None),
+                other => panic!("{other} in {row}"),
+            };
+            assert_ne!(r.status, 404, "{method} {path}: {}", r.body);
+            assert_ne!(r.status, 405, "{method} {path}: {}", r.body);
+            seen += 1;
+        }
+    }
+    assert!(seen >= 18, "{seen} routes");
 }
