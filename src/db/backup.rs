@@ -200,17 +200,7 @@ pub fn restore(file: &Path, db: &Path) -> Result<Restored, DbError> {
 
 /// Takes `NAME.lock` exclusively, or says which server holds it.
 fn lock_out_servers(db: &Path) -> Result<File, DbError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let lock_file = super::file::lock_path(db);
-    let lock = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(&lock_file)
-        .map_err(|e| open_error(db)(format!("cannot open {}: {e}", lock_file.display())))?;
+    let (lock, lock_file) = super::file::open_lock_file(db)?;
     match lock.try_lock() {
         Ok(()) => Ok(lock),
         Err(std::fs::TryLockError::WouldBlock) => {

@@ -328,6 +328,16 @@ impl DbWatch {
 /// Creates (or opens) `NAME.lock` beside the database at `path`, mode 0600, and takes a shared lock
 /// on it. A FIFO or anything else not a regular file there is refused, without waiting on it.
 fn open_lock(path: &Path) -> Result<File, DbError> {
+    let (lock, lock_file) = open_lock_file(path)?;
+    lock.lock_shared()
+        .map_err(|e| open_error(path)(format!("cannot lock {}: {e}", lock_file.display())))?;
+    Ok(lock)
+}
+
+/// Creates (or opens) `NAME.lock` beside the database at `path`, mode 0600, without locking it:
+/// the server takes it shared, `restore` exclusively. A FIFO or anything else not a regular file
+/// there is refused, without waiting on it. Returns the file and its path.
+pub(super) fn open_lock_file(path: &Path) -> Result<(File, PathBuf), DbError> {
     use std::os::unix::fs::OpenOptionsExt;
     let lock_file = lock_path(path);
     let lock = std::fs::OpenOptions::new()
@@ -350,8 +360,6 @@ fn open_lock(path: &Path) -> Result<File, DbError> {
                 super::WRITABLE_WHY
             ))
         })?;
-    lock.lock_shared()
-        .map_err(|e| open_error(path)(format!("cannot lock {}: {e}", lock_file.display())))?;
     if let Some(what) = lock
         .metadata()
         .ok()
@@ -363,7 +371,7 @@ fn open_lock(path: &Path) -> Result<File, DbError> {
             lock_file.display()
         )));
     }
-    Ok(lock)
+    Ok((lock, lock_file))
 }
 
 /// Writes `record` as the whole content of the lock file.
