@@ -52,6 +52,15 @@ pub enum ApiError {
     /// same 503 as [`ApiError::Unavailable`], retryable, but no fault to log.
     #[error("server stopping")]
     Stopping,
+    /// Rocket.Chat's answer to a thrown `Meteor.Error(error_type, reason, details)`: 400
+    /// `{"success":false,"error":"<reason> [<error_type>]","errorType":…,"details":…}` (no
+    /// `details` when None).
+    #[error("refused: {reason} [{error_type}]")]
+    Meteor {
+        error_type: &'static str,
+        reason: String,
+        details: Option<serde_json::Value>,
+    },
 }
 
 /// Rocket.Chat's ajv validation failures for `inquiries.getOne`.
@@ -87,6 +96,19 @@ impl ApiError {
         ApiError::Failure {
             error: error.into(),
             error_type,
+        }
+    }
+
+    /// Rocket.Chat's `Meteor.Error(error_type, reason, details)` thrown inside a route.
+    pub fn meteor(
+        error_type: &'static str,
+        reason: impl Into<String>,
+        details: Option<serde_json::Value>,
+    ) -> ApiError {
+        ApiError::Meteor {
+            error_type,
+            reason: reason.into(),
+            details,
         }
     }
 
@@ -161,7 +183,7 @@ impl ApiError {
             ApiError::Unavailable(_) | ApiError::Stopping => {
                 r#"{"success":false,"error":"Service unavailable, try again later"}"#
             }
-            ApiError::BadRequest(_) | ApiError::Failure { .. } => "",
+            ApiError::BadRequest(_) | ApiError::Failure { .. } | ApiError::Meteor { .. } => "",
         }
     }
 }
@@ -170,9 +192,10 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::NotLoggedIn | ApiError::LoginFailed => StatusCode::UNAUTHORIZED,
-            ApiError::InvalidParams(_) | ApiError::BadRequest(_) | ApiError::Failure { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::InvalidParams(_)
+            | ApiError::BadRequest(_)
+            | ApiError::Failure { .. }
+            | ApiError::Meteor { .. } => StatusCode::BAD_REQUEST,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -203,6 +226,21 @@ impl ResponseError for ApiError {
                 serde_json::json!({"success": false, "error": error, "errorType": error_type})
                     .to_string(),
             ),
+            ApiError::Meteor {
+                error_type,
+                reason,
+                details,
+            } => {
+                let mut body = serde_json::json!({
+                    "success": false,
+                    "error": format!("{reason} [{error_type}]"),
+                    "errorType": error_type,
+                });
+                if let Some(details) = details {
+                    body["details"] = details.clone();
+                }
+                json(status, body.to_string())
+            }
             _ => json(status, self.body()),
         };
         match self {
