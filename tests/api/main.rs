@@ -23,3 +23,4 @@ mod read_your_writes;
 mod schema;
 mod slow_clients;
 mod stored_data;
+mod users_routes;
