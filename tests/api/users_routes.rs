@@ -10,6 +10,9 @@ use crate::helpers::*;
 const FORBIDDEN: &str = r#"{"success":false,"error":"User does not have the permissions required for this action [error-unauthorized]"}"#;
 const NOT_LOGGED_IN: &str = r#"{"success":false,"error":"You must be logged in to do this.","status":"error","message":"You must be logged in to do this."}"#;
 
+/// A request body, who sends it, and Rocket.Chat's answer.
+type Case<'a> = (String, Option<(&'a str, &'a str)>, Value);
+
 fn auth(c: &(String, String)) -> Option<(&str, &str)> {
     Some((c.0.as_str(), c.1.as_str()))
 }
@@ -267,7 +270,7 @@ fn users_create_refusals_are_rocketchat_bodies_and_change_nothing() {
     let invalid = |msg: &str| json!({"success": false, "error": format!("{msg} [invalid-params]"), "errorType": "invalid-params"});
     let meteor = |ty: &str, reason: &str, details: Value| json!({"success": false, "error": format!("{reason} [{ty}]"), "errorType": ty, "details": details});
     let save = |action: &str| json!({"method": "insertOrUpdateUser", "action": action});
-    let cases: Vec<(String, Option<(&str, &str)>, Value)> = vec![
+    let cases: Vec<Case> = vec![
         ("{".into(), auth(&root), invalid("must be object")),
         ("[]".into(), auth(&root), invalid("must be object")),
         (
