@@ -25,4 +25,5 @@ mod read_your_writes;
 mod schema;
 mod slow_clients;
 mod stored_data;
+mod users_openapi;
 mod users_routes;
