@@ -40,10 +40,8 @@ pub fn user_create(tx: &Transaction, actor: &Actor, new: &NewUser) -> Result<(),
     )?;
     db::users::set_email(tx, new.id, new.email)?;
     if !new.active {
-        db::users::set_active(tx, new.username, false).map_err(|e| match e {
-            db::users::UserError::Sqlite(e) => AdminError::Sqlite(e),
-            _ => AdminError::UnknownUser(new.username.into()),
-        })?;
+        // Recorded as its own step, so the trail never shows an inactive user as active.
+        super::user_set_active(tx, actor, new.username, false)?;
     }
     Ok(())
 }

@@ -552,24 +552,36 @@ fn invalid_email(email: &str) -> ApiError {
     )
 }
 
-/// Rocket.Chat's `validateNameChars`: no `<`, `>`, `/` or `\`, also once URI-decoded.
+/// Rocket.Chat's `validateNameChars`: no `<`, `>`, `/` or `\`, also once read by JavaScript's
+/// `decodeURI` (a malformed escape, which makes `decodeURI` throw, is invalid too); no control
+/// characters either.
 fn valid_name_chars(name: &str) -> bool {
-    let bad = |s: &str| s.contains(['<', '>', '/', '\\']);
-    if bad(name) {
-        return false;
-    }
-    let decoded: Vec<u8> = percent_decode(name);
-    match String::from_utf8(decoded) {
-        Ok(d) => !bad(&d) && !name.chars().any(char::is_control),
-        Err(_) => false,
-    }
+    let bad = |s: &str| s.contains(['<', '>', '/', '\\']) || s.chars().any(char::is_control);
+    !bad(name) && decode_uri(name).is_some_and(|d| !bad(&d))
 }
 
-fn percent_decode(s: &str) -> Vec<u8> {
-    form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned().into_bytes())
-        .unwrap_or_default()
+/// JavaScript's `decodeURI`: `%XX` escapes decoded as UTF-8, except those of the characters it
+/// keeps escaped (`;/?:@&=+$,#`); None where it would throw.
+fn decode_uri(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'%' {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let hex = s.get(i + 1..i + 3)?;
+        let byte = u8::from_str_radix(hex, 16).ok()?;
+        if b";/?:@&=+$,#".contains(&byte) {
+            out.extend_from_slice(&bytes[i..i + 3]);
+        } else {
+            out.push(byte);
+        }
+        i += 3;
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Rocket.Chat's default `UTF8_User_Names_Validation`, `[0-9a-zA-Z-_.]+`, and no longer than a
@@ -810,7 +822,10 @@ pub async fn create(ctx: Ctx, body: CreateBody) -> Result<HttpResponse, ApiError
     let email = str_of(&b, "email").unwrap_or_default().trim().to_string();
     let password = str_of(&b, "password").unwrap_or_default().to_string();
     let random_password = bool_of(&b, "setRandomPassword") == Some(true);
-    let roles = roles_of(&b).unwrap_or_else(|| vec!["user".to_string()]);
+    // Rocket.Chat gives a user created without roles (or with none) the default new-user roles.
+    let roles = roles_of(&b)
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| vec!["user".to_string()]);
     let active = bool_of(&b, "active").unwrap_or(true);
     if !valid_name_chars(&name) {
         return Err(ApiError::failure("Name contains invalid characters", ""));
@@ -1218,4 +1233,57 @@ pub async fn get_pats(ctx: Ctx, _: super::NoParams) -> Result<HttpResponse, ApiE
         })
         .collect();
     Ok(ok(json!({"tokens": tokens, "success": true})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_as_validate_name_chars_checks_them() {
+        for good in ["Ann", "Ann B.", "off%2F", "Zoë", "a%20b"] {
+            assert!(valid_name_chars(good), "{good}");
+        }
+        for bad in [
+            "<b>",
+            "a/b",
+            "a\\b",
+            "%3Cscript",
+            "100%",
+            "%zz",
+            "%ff",
+            "a\nb",
+        ] {
+            assert!(!valid_name_chars(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parse_int_reads_as_javascript_does() {
+        assert_eq!(parse_int("10abc"), Some(10));
+        assert_eq!(parse_int(" -3"), Some(-3));
+        assert_eq!(parse_int("abc"), None);
+        assert_eq!(parse_int(""), None);
+    }
+
+    #[test]
+    fn ajv_coercion_of_scalars() {
+        let mut v = json!(5);
+        assert!(coerce(&mut v, &prop("x", Ty::Str, false)).is_ok());
+        assert_eq!(v, json!("5"));
+        let mut v = json!(1.5);
+        assert!(coerce(&mut v, &prop("x", Ty::Str, false)).is_ok());
+        assert_eq!(v, json!("1.5"));
+        let mut v = json!("false");
+        assert!(coerce(&mut v, &prop("x", Ty::Bool, false)).is_ok());
+        assert_eq!(v, json!(false));
+        let mut v = json!(2);
+        assert_eq!(
+            coerce(&mut v, &prop("x", Ty::Bool, false)).unwrap_err(),
+            "must be boolean"
+        );
+        let mut v = json!(null);
+        assert!(coerce(&mut v, &prop("x", Ty::Bool, true)).is_ok());
+        assert_eq!(v, json!(null));
+    }
 }
