@@ -169,8 +169,23 @@ pub enum UserCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Create a login token; prints {"userId":…,"authToken":…}
-    Create { username: String },
+    /// Create a login token, or with --name a personal access token; prints
+    /// {"userId":…,"authToken":…} (the secret is shown this once; only its hash is kept)
+    Create {
+        username: String,
+        /// Make a personal access token of this name (it never expires; users.getPersonalAccessTokens
+        /// lists it, users.removePersonalAccessToken removes it) instead of a login token
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
+    /// List a user's login and personal access tokens: kind, name, created, expires and the last
+    /// six characters; never the secret or its hash
+    List {
+        username: String,
+        /// One JSON object per line instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke a user's tokens (all of them unless --token is given)
     Revoke {
         username: String,
@@ -533,7 +548,73 @@ fn token(command: &TokenCommand, config: &Config, pool: &db::Pool) -> Result<(),
     let mut conn = pool.get()?;
     let actor = admin::Actor::cli();
     match command {
-        TokenCommand::Create { username } => {
+        TokenCommand::Create {
+            username,
+            name: Some(token_name),
+        } => {
+            let user = find_user(&conn, username)?;
+            if token_name.trim().is_empty() || token_name.chars().any(char::is_control) {
+                return Err(Failure::usage(format!(
+                    "--name {token_name:?}: give a name of visible characters"
+                )));
+            }
+            let token = tokens::generate();
+            let created = admin::in_transaction(&mut conn, |tx| {
+                admin::users::pat_create(tx, &actor, username, token_name, &token, false)
+            })?;
+            if !created {
+                return Err(Failure::runtime(format!(
+                    "user {username:?} already has a personal access token named {token_name:?}"
+                )));
+            }
+            println!(
+                "{}",
+                serde_json::json!({"userId": user.id.as_str(), "authToken": token, "name": token_name})
+            );
+        }
+        TokenCommand::List { username, json } => {
+            let user = find_user(&conn, username)?;
+            let list = db::tokens::list(&conn, &user.id, false)?;
+            let date = |secs: i64| {
+                chrono::DateTime::from_timestamp(secs, 0).map_or_else(
+                    || "never".to_string(),
+                    |d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                )
+            };
+            if !*json {
+                println!(
+                    "{:<9} {:<24} {:<21} {:<21} LAST",
+                    "KIND", "NAME", "CREATED", "EXPIRES"
+                );
+            }
+            for t in list {
+                let expires = if t.expires_at == db::tokens::NEVER {
+                    "never".to_string()
+                } else {
+                    date(t.expires_at)
+                };
+                let last = t.last_part.as_deref().unwrap_or("-");
+                if *json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"kind": t.kind, "name": t.name, "createdAt": date(t.created_at),
+                            "expiresAt": expires, "lastTokenPart": t.last_part, "bypassTwoFactor": t.bypass_two_factor})
+                    );
+                } else {
+                    println!(
+                        "{:<9} {:<24} {:<21} {:<21} {last}",
+                        t.kind,
+                        t.name.as_deref().unwrap_or("-"),
+                        date(t.created_at),
+                        expires
+                    );
+                }
+            }
+        }
+        TokenCommand::Create {
+            username,
+            name: None,
+        } => {
             let user = find_user(&conn, username)?;
             if !user.active {
                 eprintln!(
@@ -543,14 +624,7 @@ fn token(command: &TokenCommand, config: &Config, pool: &db::Pool) -> Result<(),
             let token = tokens::generate();
             let expires = db::now_secs() + i64::from(config.auth.token_ttl_days) * 86_400;
             admin::in_transaction(&mut conn, |tx| {
-                admin::token_create(
-                    tx,
-                    &actor,
-                    &user.id,
-                    username,
-                    &tokens::hash(&token),
-                    expires,
-                )
+                admin::token_create(tx, &actor, &user.id, username, &token, expires)
             })?;
             println!(
                 "{}",

@@ -9,6 +9,7 @@
 //! tokens, as Rocket.Chat does.
 
 pub mod audit;
+pub mod users;
 
 use rusqlite::{Connection, Transaction};
 use serde_json::{Value, json};
@@ -192,7 +193,7 @@ fn user(tx: &Connection, username: &str) -> Result<db::users::UserRow, AdminErro
 }
 
 fn user_state(u: &db::users::UserRow) -> Value {
-    json!({"id": u.id.as_str(), "username": u.username, "name": u.name, "active": u.active, "roles": u.roles})
+    json!({"id": u.id.as_str(), "username": u.username, "name": u.name, "email": u.email, "active": u.active, "roles": u.roles})
 }
 
 /// Adds a user with its roles (each must exist). Fails with `UserExists` for a taken username.
@@ -278,16 +279,18 @@ pub fn user_set_active(
     })
 }
 
-/// Stores a new login token (its hash only) for a user, valid until `expires_at`.
+/// Stores a new login token (its hash and last six characters only) for a user, valid until
+/// `expires_at`.
 pub fn token_create(
     tx: &Transaction,
     actor: &Actor,
     user: &UserId,
     username: &str,
-    hashed: &HashedToken,
+    token: &str,
     expires_at: i64,
 ) -> Result<(), AdminError> {
-    db::tokens::insert(tx, hashed, user, expires_at)?;
+    let hashed = crate::auth::tokens::hash(token);
+    db::tokens::insert(tx, &hashed, user, expires_at, db::tokens::last_part(token))?;
     audit::record(
         tx,
         actor,

@@ -260,19 +260,41 @@ mod body {
     }
 }
 
-/// The `me` object Rocket.Chat returns at login and from `/api/v1/me`.
-fn me_object(user: &UserEntry) -> serde_json::Map<String, Value> {
+/// The `me` object Rocket.Chat returns at login and from `/api/v1/me`: the fields of its
+/// `IMeApiUser` (`getUserInfo`) that mean something offline. Presence is not tracked, so a caller
+/// is `online`; `avatarUrl` is where Rocket.Chat would serve the avatar, on this server's
+/// address; `services.password.exists` says whether a password is set, never more.
+pub fn me_object(user: &db::users::UserRow, req: &HttpRequest) -> serde_json::Map<String, Value> {
+    let info = req.connection_info();
+    let emails: Vec<Value> = user
+        .email
+        .iter()
+        .map(|e| json!({"address": e, "verified": false}))
+        .collect();
+    let created = chrono::DateTime::from_timestamp(user.created_at, 0)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
     let value = json!({
         "_id": user.id.as_str(),
         "name": user.name,
-        "emails": [],
+        "emails": emails,
         "status": "online",
         "statusConnection": "online",
         "username": user.username,
         "utcOffset": 0,
         "active": user.active,
         "roles": user.roles,
-        "settings": {"preferences": {}},
+        "createdAt": created,
+        "settings": {"profile": {}, "preferences": {}, "calendar": {}},
+        "avatarUrl": format!(
+            "{}://{}/avatar/{}",
+            info.scheme(),
+            info.host(),
+            form_urlencoded::byte_serialize(user.username.as_bytes()).collect::<String>()
+        ),
+        "isOAuthUser": false,
+        "services": {"password": {"exists": user.password_hash.is_some()}},
     });
     match value {
         Value::Object(map) => map,
@@ -280,16 +302,28 @@ fn me_object(user: &UserEntry) -> serde_json::Map<String, Value> {
     }
 }
 
-fn login_success(user: &UserEntry, token: &str) -> HttpResponse {
+fn login_success(user: &db::users::UserRow, token: &str, req: &HttpRequest) -> HttpResponse {
     let body = json!({
         "status": "success",
         "data": {
             "userId": user.id.as_str(),
             "authToken": token,
-            "me": me_object(user),
+            "me": me_object(user, req),
         }
     });
     json_response(StatusCode::OK, body.to_string())
+}
+
+/// The stored user behind an authenticated entry (for `me`), or a 401 when it went away since.
+async fn user_row(
+    state: &web::Data<AppState>,
+    user: &UserEntry,
+) -> Result<db::users::UserRow, ApiError> {
+    let id = user.id.clone();
+    super::blocking(state, move |conn| {
+        db::users::by_id(conn, id.as_str())?.ok_or(ApiError::NotLoggedIn)
+    })
+    .await
 }
 
 /// The longest username a login may name: `inquiryd user add` refuses longer ones, so no user can
@@ -327,7 +361,14 @@ pub async fn login(
         Credentials::Resume(token) => {
             let user = state.auth.snapshot().resume(&token, now).cloned();
             return match user {
-                Some(user) => Ok(login_success(&user, &token)),
+                Some(user) => Ok(login_success(
+                    &user_row(&state, &user).await.map_err(|e| match e {
+                        ApiError::NotLoggedIn => ApiError::LoginFailed,
+                        e => e,
+                    })?,
+                    &token,
+                    &req,
+                )),
                 None => Err(ApiError::LoginFailed),
             };
         }
@@ -406,19 +447,13 @@ pub async fn login(
     let hashed = tokens::hash(&token);
     let expires = now + i64::from(state.token_ttl_days) * 86_400;
     let user_id = row.id.clone();
+    let last = db::tokens::last_part(&token).to_string();
     super::write(&state, move |tx| {
-        Ok(db::tokens::insert(tx, &hashed, &user_id, expires)?)
+        Ok(db::tokens::insert(tx, &hashed, &user_id, expires, &last)?)
     })
     .await?;
     log::info!("login: user {} logged in", Logged::name(&row.username));
-    let user = UserEntry {
-        id: row.id,
-        username: row.username,
-        name: row.name,
-        active: row.active,
-        roles: row.roles,
-    };
-    Ok(login_success(&user, &token))
+    Ok(login_success(&row, &token, &req))
 }
 
 pub async fn logout(ctx: super::Ctx, _: super::NoParams) -> Result<HttpResponse, ApiError> {
@@ -441,7 +476,8 @@ pub async fn logout(ctx: super::Ctx, _: super::NoParams) -> Result<HttpResponse,
 }
 
 pub async fn me(ctx: super::Ctx, _: super::NoParams) -> Result<HttpResponse, ApiError> {
-    let mut me = me_object(&ctx.caller.user);
+    let row = user_row(&ctx.state, &ctx.caller.user).await?;
+    let mut me = me_object(&row, &ctx.req);
     me.insert("success".into(), Value::Bool(true));
     Ok(json_response(StatusCode::OK, Value::Object(me).to_string()))
 }

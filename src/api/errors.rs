@@ -56,6 +56,15 @@ pub enum ApiError {
     /// same 503 as [`ApiError::Unavailable`], retryable, but no fault to log.
     #[error("server stopping")]
     Stopping,
+    /// Rocket.Chat's answer to a thrown `Meteor.Error(error_type, reason, details)`: 400
+    /// `{"success":false,"error":"<reason> [<error_type>]","errorType":…,"details":…}` (no
+    /// `details` when None).
+    #[error("refused: {reason} [{error_type}]")]
+    Meteor {
+        error_type: &'static str,
+        reason: String,
+        details: Option<serde_json::Value>,
+    },
 }
 
 /// Rocket.Chat's ajv validation failures for `inquiries.getOne`.
@@ -98,6 +107,21 @@ impl From<crate::db::DbError> for ApiError {
         match e {
             crate::db::DbError::Sqlite(e) => e.into(),
             e => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl ApiError {
+    /// Rocket.Chat's `Meteor.Error(error_type, reason, details)` thrown inside a route.
+    pub fn meteor(
+        error_type: &'static str,
+        reason: impl Into<String>,
+        details: Option<serde_json::Value>,
+    ) -> ApiError {
+        ApiError::Meteor {
+            error_type,
+            reason: reason.into(),
+            details,
         }
     }
 }
@@ -167,7 +191,7 @@ impl ApiError {
             ApiError::Unavailable(_) | ApiError::Stopping => {
                 r#"{"success":false,"error":"Service unavailable, try again later"}"#
             }
-            ApiError::BadRequest(_) | ApiError::Failure { .. } => "",
+            ApiError::BadRequest(_) | ApiError::Failure { .. } | ApiError::Meteor { .. } => "",
         }
     }
 }
@@ -176,7 +200,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::NotLoggedIn | ApiError::LoginFailed => StatusCode::UNAUTHORIZED,
-            ApiError::InvalidParams(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidParams(_) | ApiError::BadRequest(_) | ApiError::Meteor { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -207,6 +233,21 @@ impl ResponseError for ApiError {
                 if !error_type.is_empty() {
                     body["errorType"] = (*error_type).into();
                 }
+                if let Some(details) = details {
+                    body["details"] = details.clone();
+                }
+                json(status, body.to_string())
+            }
+            ApiError::Meteor {
+                error_type,
+                reason,
+                details,
+            } => {
+                let mut body = serde_json::json!({
+                    "success": false,
+                    "error": format!("{reason} [{error_type}]"),
+                    "errorType": error_type,
+                });
                 if let Some(details) = details {
                     body["details"] = details.clone();
                 }

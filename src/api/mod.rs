@@ -18,6 +18,7 @@ pub mod logged;
 pub mod permissions;
 pub mod plugins_admin;
 pub mod state;
+pub mod users;
 
 use std::future::{Future, Ready, ready};
 use std::sync::Arc;
@@ -109,6 +110,16 @@ pub const ROUTES: &[&str] = &[
     "/api/v1/inquiryd/plugins.setEnabled",
     "/api/v1/inquiryd/plugins.preview",
     "/api/v1/inquiryd/rooms.search",
+    "/api/v1/users.list",
+    "/api/v1/users.info",
+    "/api/v1/users.create",
+    "/api/v1/users.update",
+    "/api/v1/users.setActiveStatus",
+    "/api/v1/users.createToken",
+    "/api/v1/users.generatePersonalAccessToken",
+    "/api/v1/users.regeneratePersonalAccessToken",
+    "/api/v1/users.removePersonalAccessToken",
+    "/api/v1/users.getPersonalAccessTokens",
 ];
 
 /// A resource for `path`, named by it (see [`ROUTES`]).
@@ -159,6 +170,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(guarded(&[ACCESS_PERMISSIONS], permissions::remove_role)))
             .default_service(not_allowed("POST")),
     )
+    .configure(configure_users)
     .service(
         resource("/api/v1/login")
             .route(web::post().to(auth::login))
@@ -182,6 +194,70 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         resource("/health")
             .route(web::get().to(health::health))
+            .default_service(not_allowed("GET")),
+    );
+}
+
+/// The `users.*` routes ([`users`]). Those whose permission Rocket.Chat checks inside the
+/// handler (create, update, createToken, the personal token changes; setActiveStatus's `hasAny`)
+/// declare [`AUTH_ONLY`] and check there.
+fn configure_users(cfg: &mut web::ServiceConfig) {
+    fn not_allowed(allow: &'static str) -> actix_web::Route {
+        web::to(move || {
+            ready(Err::<actix_web::HttpResponse, _>(
+                ApiError::MethodNotAllowed(allow),
+            ))
+        })
+    }
+    use users::{CREATE_PERSONAL_ACCESS_TOKENS, VIEW_D_ROOM};
+    cfg.service(
+        resource("/api/v1/users.list")
+            .route(web::get().to(guarded(&[VIEW_D_ROOM], users::list)))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        resource("/api/v1/users.info")
+            .route(web::get().to(guarded(AUTH_ONLY, users::info)))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        resource("/api/v1/users.create")
+            .route(web::post().to(guarded(AUTH_ONLY, users::create)))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        resource("/api/v1/users.update")
+            .route(web::post().to(guarded(AUTH_ONLY, users::update)))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        resource("/api/v1/users.setActiveStatus")
+            .route(web::post().to(guarded(AUTH_ONLY, users::set_active_status)))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        resource("/api/v1/users.createToken")
+            .route(web::post().to(guarded(AUTH_ONLY, users::create_token)))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        resource("/api/v1/users.generatePersonalAccessToken")
+            .route(web::post().to(guarded(AUTH_ONLY, users::generate_pat)))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        resource("/api/v1/users.regeneratePersonalAccessToken")
+            .route(web::post().to(guarded(AUTH_ONLY, users::regenerate_pat)))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        resource("/api/v1/users.removePersonalAccessToken")
+            .route(web::post().to(guarded(AUTH_ONLY, users::remove_pat)))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        resource("/api/v1/users.getPersonalAccessTokens")
+            .route(web::get().to(guarded(&[CREATE_PERSONAL_ACCESS_TOKENS], users::get_pats)))
             .default_service(not_allowed("GET")),
     );
 }

@@ -446,7 +446,7 @@ type Migration = fn(&Transaction) -> rusqlite::Result<()>;
 
 /// Numbered migrations: index + 1 is the schema version (`PRAGMA user_version`) it produces.
 /// Append only; never edit a released one.
-const MIGRATIONS: &[Migration] = &[migration_1, migration_2, migration_3];
+const MIGRATIONS: &[Migration] = &[migration_1, migration_2, migration_3, migration_4];
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -575,6 +575,17 @@ fn migration_3(tx: &Transaction) -> rusqlite::Result<()> {
     permissions::seed_defs(tx, now)?;
     // Default permissions may name default roles nothing used before.
     roles::seed(tx, now)
+}
+
+/// Users get an email address (`users.create` requires one; `users.info` and `/me` show it as
+/// Rocket.Chat's `emails`), unique regardless of case as Rocket.Chat keeps it; personal access
+/// tokens keep Rocket.Chat's `bypassTwoFactor` flag.
+fn migration_4(tx: &Transaction) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "ALTER TABLE users ADD COLUMN email TEXT;
+         ALTER TABLE tokens ADD COLUMN bypass_two_factor INTEGER NOT NULL DEFAULT 0;
+         CREATE UNIQUE INDEX users_email ON users(lower(email)) WHERE email IS NOT NULL;",
+    )
 }
 
 /// The auth change counter (see `auth_version`).

@@ -4,6 +4,17 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::model::UserId;
 
+/// The columns [`row_to_user`] reads, from `users u`.
+macro_rules! user_select {
+    () => {
+        "SELECT u.id, u.username, u.name, u.active, u.password_hash,
+                COALESCE((SELECT group_concat(role, char(31)) FROM
+                    (SELECT role FROM user_roles r WHERE r.user_id = u.id ORDER BY role)), ''),
+                u.email, u.created_at
+         FROM users u"
+    };
+}
+
 /// A user as the CLI and the API show it.
 #[derive(Debug, Clone)]
 pub struct UserRow {
@@ -13,6 +24,10 @@ pub struct UserRow {
     pub active: bool,
     pub roles: Vec<String>,
     pub password_hash: Option<String>,
+    /// The user's email address (Rocket.Chat's `emails[0].address`), when one was given.
+    pub email: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
 }
 
 /// A failed user change the operator can act on.
@@ -70,12 +85,7 @@ fn insert_roles(conn: &Connection, id: &UserId, roles: &[String]) -> rusqlite::R
 
 /// Every user with roles, ordered by username.
 pub fn list(conn: &Connection) -> rusqlite::Result<Vec<UserRow>> {
-    let mut stmt = conn.prepare(
-        "SELECT u.id, u.username, u.name, u.active, u.password_hash,
-                COALESCE((SELECT group_concat(role, char(31)) FROM
-                    (SELECT role FROM user_roles r WHERE r.user_id = u.id ORDER BY role)), '')
-         FROM users u ORDER BY u.username",
-    )?;
+    let mut stmt = conn.prepare(concat!(user_select!(), " ORDER BY u.username"))?;
     let rows = stmt.query_map([], row_to_user)?;
     rows.collect()
 }
@@ -83,6 +93,8 @@ pub fn list(conn: &Connection) -> rusqlite::Result<Vec<UserRow>> {
 fn row_to_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
     let roles: String = r.get(5)?;
     Ok(UserRow {
+        email: r.get(6)?,
+        created_at: r.get(7)?,
         id: UserId(r.get(0)?),
         username: r.get(1)?,
         name: r.get(2)?,
@@ -98,14 +110,9 @@ fn row_to_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
 
 /// Looks a user up by username.
 pub fn by_username(conn: &Connection, username: &str) -> rusqlite::Result<Option<UserRow>> {
-    conn.prepare_cached(
-        "SELECT u.id, u.username, u.name, u.active, u.password_hash,
-                COALESCE((SELECT group_concat(role, char(31)) FROM
-                    (SELECT role FROM user_roles r WHERE r.user_id = u.id ORDER BY role)), '')
-         FROM users u WHERE u.username = ?1",
-    )?
-    .query_row([username], row_to_user)
-    .optional()
+    conn.prepare_cached(concat!(user_select!(), " WHERE u.username = ?1"))?
+        .query_row([username], row_to_user)
+        .optional()
 }
 
 /// Activates or deactivates a user. Fails with `NotFound` for an unknown username.
@@ -117,5 +124,106 @@ pub fn set_active(conn: &Connection, username: &str, active: bool) -> Result<(),
     if n == 0 {
         return Err(UserError::NotFound(username.to_string()));
     }
+    Ok(())
+}
+
+/// Looks a user up by id.
+pub fn by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<UserRow>> {
+    conn.prepare_cached(concat!(user_select!(), " WHERE u.id = ?1"))?
+        .query_row([id], row_to_user)
+        .optional()
+}
+
+/// Whether some user other than `except` has this email (compared case-insensitively, as
+/// Rocket.Chat's `checkEmailAvailability` does).
+pub fn email_taken(
+    conn: &Connection,
+    email: &str,
+    except: Option<&UserId>,
+) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS(SELECT 1 FROM users WHERE lower(email) = lower(?1) AND id IS NOT ?2)",
+    )?
+    .query_row(params![email, except.map(UserId::as_str)], |r| r.get(0))
+}
+
+/// A column `users.list` may sort on, and its direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Id,
+    Username,
+    /// Rocket.Chat sorts `name` by its `nameInsensitive`.
+    Name,
+    /// Rocket.Chat maps `status` to `active`.
+    Active,
+    CreatedAt,
+    Email,
+}
+
+impl SortKey {
+    fn column(self) -> &'static str {
+        match self {
+            SortKey::Id => "u.id",
+            SortKey::Username => "u.username",
+            SortKey::Name => "lower(u.name)",
+            SortKey::Active => "u.active",
+            SortKey::CreatedAt => "u.created_at",
+            SortKey::Email => "u.email",
+        }
+    }
+}
+
+/// One page of users in `sort` order (ties broken by id), skipping `offset`, at most `limit`
+/// (None: all), and how many users there are in all.
+pub fn page(
+    conn: &Connection,
+    sort: &[(SortKey, bool)],
+    offset: u64,
+    limit: Option<u64>,
+) -> rusqlite::Result<(Vec<UserRow>, u64)> {
+    // Only fixed column names and ASC/DESC are put into the SQL text; values are bound.
+    let mut order: Vec<String> = sort
+        .iter()
+        .map(|(k, asc)| format!("{} {}", k.column(), if *asc { "ASC" } else { "DESC" }))
+        .collect();
+    order.push("u.id ASC".into());
+    let sql = format!(
+        "{} ORDER BY {} LIMIT ?1 OFFSET ?2",
+        user_select!(),
+        order.join(", ")
+    );
+    let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+    let rows = conn
+        .prepare(&sql)?
+        .query_map(params![limit, offset], row_to_user)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let total: i64 = conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?;
+    Ok((rows, total.max(0) as u64))
+}
+
+/// Sets what `users.update` may change besides roles and activity: each `Some` is written.
+pub fn update_profile(
+    conn: &Connection,
+    id: &UserId,
+    name: Option<&str>,
+    email: Option<&str>,
+    password_hash: Option<&str>,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE users SET name = COALESCE(?2, name), email = COALESCE(?3, email),
+                password_hash = COALESCE(?4, password_hash)
+         WHERE id = ?1",
+        params![id.as_str(), name, email, password_hash],
+    )?;
+    Ok(())
+}
+
+/// Sets a new user's email (None leaves it unset).
+pub fn set_email(conn: &Connection, id: &UserId, email: Option<&str>) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE users SET email = ?2 WHERE id = ?1",
+        params![id.as_str(), email],
+    )?;
     Ok(())
 }
