@@ -99,6 +99,7 @@ impl Application {
                 Duration::from_secs(config.auth.login_window_secs),
             ),
             token_ttl_days: config.auth.token_ttl_days,
+            audit_retention_days: config.audit.retention_days,
             verifier: crate::auth::passwords::Verifier::start(
                 config.auth.login_concurrency,
                 Duration::from_millis(config.auth.login_wait_ms),

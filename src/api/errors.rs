@@ -29,6 +29,14 @@ pub enum ApiError {
         error: String,
         error_type: &'static str,
     },
+    /// A thrown `Meteor.Error(error, reason, details)` as Rocket.Chat's `API.v1.failure` renders
+    /// it: 400 `{"success":false,"error":"<reason> [<error>]","errorType":<error>,"details":…}`.
+    #[error("failure: {error} ({error_type})")]
+    WithDetails {
+        error: String,
+        error_type: &'static str,
+        details: Box<serde_json::Value>,
+    },
     #[error("too many requests, retry after {0}s")]
     TooManyRequests(u64),
     #[error("payload too large")]
@@ -87,6 +95,30 @@ impl ApiError {
         ApiError::Failure {
             error: error.into(),
             error_type,
+        }
+    }
+
+    /// Rocket.Chat's `throw new Meteor.Error(error_type, reason)`: 400 with the reason followed by
+    /// ` [error_type]` (only the bracket when there is no reason).
+    pub fn meteor(error_type: &'static str, reason: &str) -> ApiError {
+        let error = if reason.is_empty() {
+            format!("[{error_type}]")
+        } else {
+            format!("{reason} [{error_type}]")
+        };
+        ApiError::failure(error, error_type)
+    }
+
+    /// As [`ApiError::meteor`], with Rocket.Chat's `details` object.
+    pub fn meteor_details(
+        error_type: &'static str,
+        reason: &str,
+        details: serde_json::Value,
+    ) -> ApiError {
+        ApiError::WithDetails {
+            error: format!("{reason} [{error_type}]"),
+            error_type,
+            details: Box::new(details),
         }
     }
 
@@ -161,7 +193,7 @@ impl ApiError {
             ApiError::Unavailable(_) | ApiError::Stopping => {
                 r#"{"success":false,"error":"Service unavailable, try again later"}"#
             }
-            ApiError::BadRequest(_) | ApiError::Failure { .. } => "",
+            ApiError::BadRequest(_) | ApiError::Failure { .. } | ApiError::WithDetails { .. } => "",
         }
     }
 }
@@ -170,9 +202,10 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::NotLoggedIn | ApiError::LoginFailed => StatusCode::UNAUTHORIZED,
-            ApiError::InvalidParams(_) | ApiError::BadRequest(_) | ApiError::Failure { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::InvalidParams(_)
+            | ApiError::BadRequest(_)
+            | ApiError::Failure { .. }
+            | ApiError::WithDetails { .. } => StatusCode::BAD_REQUEST,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -201,6 +234,15 @@ impl ResponseError for ApiError {
             ApiError::Failure { error, error_type } => json(
                 status,
                 serde_json::json!({"success": false, "error": error, "errorType": error_type})
+                    .to_string(),
+            ),
+            ApiError::WithDetails {
+                error,
+                error_type,
+                details,
+            } => json(
+                status,
+                serde_json::json!({"success": false, "error": error, "errorType": error_type, "details": details})
                     .to_string(),
             ),
             _ => json(status, self.body()),

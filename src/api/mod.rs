@@ -8,13 +8,16 @@
 //! `errorType` (users.create, addUserToRole, token generation), declares [`AUTH_ONLY`] and checks
 //! in the handler, saying so in its declaration's comment.
 
+pub mod audit;
 pub mod auth;
 pub mod errors;
 pub mod health;
 pub mod info;
 pub mod livechat;
 pub mod logged;
+pub mod paging;
 pub mod permissions;
+pub mod roles;
 pub mod state;
 
 use std::future::{Future, Ready, ready};
@@ -122,6 +125,53 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/api/v1/permissions.removeRole")
             .route(web::post().to(guarded(&[ACCESS_PERMISSIONS], permissions::remove_role)))
             .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/v1/roles.list")
+            .route(web::get().to(guarded(AUTH_ONLY, roles::list)))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/roles.sync")
+            .route(web::get().to(guarded(AUTH_ONLY, roles::sync)))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/roles.getUsersInRole")
+            .route(web::get().to(guarded(&[ACCESS_PERMISSIONS], roles::get_users_in_role)))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        // Rocket.Chat checks access-permissions (and assign-admin-role) inside: 400, not 403.
+        web::resource("/api/v1/roles.addUserToRole")
+            .route(web::post().to(guarded(AUTH_ONLY, roles::add_user_to_role)))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/v1/roles.removeUserFromRole")
+            .route(web::post().to(guarded(&[ACCESS_PERMISSIONS], roles::remove_user_from_role)))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/v1/roles.delete")
+            .route(web::post().to(guarded(&[ACCESS_PERMISSIONS], roles::delete)))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        // Enterprise routes in Rocket.Chat; access-permissions checked inside (400).
+        web::resource("/api/v1/roles.create")
+            .route(web::post().to(guarded(AUTH_ONLY, roles::create)))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/v1/roles.update")
+            .route(web::post().to(guarded(AUTH_ONLY, roles::update)))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/v1/inquiryd/audit.list")
+            .route(web::get().to(guarded(&[ACCESS_PERMISSIONS], audit::list)))
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/api/v1/login")
