@@ -55,6 +55,9 @@ pub enum Command {
     /// Import or list livechat inquiries
     #[command(subcommand)]
     Inquiry(InquiryCommand),
+    /// Print the audit trail: who changed users, roles, tokens, permissions, plugin files, and
+    /// every import (oldest first, newest last, like a log)
+    Audit(AuditArgs),
     /// Check plugin files, print their JSON Schema, preview a response
     #[command(subcommand)]
     Plugins(PluginsCommand),
@@ -71,6 +74,30 @@ pub struct ServeArgs {
     /// Worker threads, 0 = one per core (overrides [server] workers)
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  inquiryd audit --since 1h
+  inquiryd audit --since 2026-12-01T09:00:00Z --actor alice --kind user
+  inquiryd audit --kind plugin --json | jq .
+
+Records older than [audit] retention_days (default 90) are not kept.")]
+pub struct AuditArgs {
+    /// Only records at or after TIME: RFC 3339 (2026-12-01T09:00:00Z), a date (2026-12-01,
+    /// midnight UTC) or a span back from now (30m, 1h, 7d, 2w)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only changes by NAME: a REST username, the OS user of a CLI command, or `watcher`
+    #[arg(long, value_name = "NAME")]
+    pub actor: Option<String>,
+    /// Only records of kind K (e.g. user.roles), or of a family (user, role, token, permission,
+    /// plugin, inquiry)
+    #[arg(long, value_name = "K")]
+    pub kind: Option<String>,
+    /// One JSON object per line (the fields of GET /api/v1/inquiryd/audit.list's entries)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -519,6 +546,7 @@ fn admin(command: &Command, config: &Config, pool: &db::Pool) -> Result<(), Fail
             admin::in_transaction(&mut conn, |tx| admin::role_remove(tx, &actor, name))?;
             println!("removed role {name}");
         }
+        Command::Audit(args) => return audit(&conn, args, config.audit.retention_days),
         Command::Inquiry(InquiryCommand::List) => {
             // A row the server cannot serve is named on stderr and the rest listed: the listing
             // itself succeeded, so the exit code stays 0.
@@ -563,6 +591,7 @@ fn import(path: &std::path::Path, files: &[std::path::PathBuf]) -> Result<(), Fa
         Some(results) => results,
         None => import_into_existing(path, files)?,
     };
+    audit_imports(path, files, &results);
     let mut failed = 0;
     for (file, result) in files.iter().zip(results) {
         match result {
@@ -591,6 +620,44 @@ fn import(path: &std::path::Path, files: &[std::path::PathBuf]) -> Result<(), Fa
         )));
     }
     Ok(())
+}
+
+/// Records each imported file in the audit trail (actor: this OS user): its path and how many
+/// records it held. After the imports committed, in a transaction of its own: a failure to record
+/// is a warning, the import stands.
+fn audit_imports(path: &std::path::Path, files: &[std::path::PathBuf], results: &ImportResults) {
+    let done: Vec<(&std::path::PathBuf, usize)> = files
+        .iter()
+        .zip(results)
+        .filter_map(|(f, r)| r.as_ref().ok().map(|n| (f, *n)))
+        .collect();
+    if done.is_empty() {
+        return;
+    }
+    let actor = admin::Actor::cli();
+    let recorded = db::open(path, 1)
+        .map_err(|e| e.to_string())
+        .and_then(|pool| pool.get().map_err(|e| e.to_string()))
+        .and_then(|mut conn| {
+            admin::in_transaction(&mut conn, |tx| {
+                for (file, records) in &done {
+                    let shown = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+                    admin::audit::record(
+                        tx,
+                        &actor,
+                        "inquiry.import",
+                        &shown.display().to_string(),
+                        None,
+                        Some(&serde_json::json!({"records": records})),
+                    )?;
+                }
+                Ok(())
+            })
+            .map_err(|e| e.to_string())
+        });
+    if let Err(e) = recorded {
+        eprintln!("inquiryd: warning: the import is not in the audit trail: {e}");
+    }
 }
 
 /// One result per file, in order.
@@ -645,6 +712,74 @@ fn import_into_existing(
                 .collect()
         },
     ))
+}
+
+/// `inquiryd audit`: the records `args` select, oldest first, as a table or JSON lines.
+fn audit(
+    conn: &rusqlite::Connection,
+    args: &AuditArgs,
+    retention_days: u32,
+) -> Result<(), Failure> {
+    use crate::admin::audit::{self, Filter, Order};
+    let since_ms = args
+        .since
+        .as_deref()
+        .map(|s| audit::parse_since(s, db::now_ms()))
+        .transpose()
+        .map_err(|why| Failure::usage(format!("--since: {why}")))?;
+    let filter = Filter {
+        since_ms,
+        actor: args.actor.clone(),
+        kind: args.kind.clone(),
+        retention_days,
+    };
+    let (entries, _) = audit::query(conn, &filter, Order::OldestFirst, 0, -1)?;
+    let time = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap_or_default()
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    let compact = |v: &Option<serde_json::Value>| v.as_ref().map_or("-".into(), |v| v.to_string());
+    let mut out = std::io::stdout().lock();
+    use std::io::Write;
+    let written = if args.json {
+        entries.iter().try_for_each(|e| {
+            let line = serde_json::json!({
+                "at": time(e.at_ms), "actor": e.actor, "actorKind": e.actor_kind, "kind": e.kind,
+                "subject": e.subject, "before": e.before, "after": e.after,
+            });
+            writeln!(out, "{line}")
+        })
+    } else {
+        writeln!(
+            out,
+            "{:<20}  {:<20}  {:<18}  {:<24}  CHANGE",
+            "TIME (UTC)", "ACTOR", "KIND", "SUBJECT"
+        )
+        .and_then(|()| {
+            entries.iter().try_for_each(|e| {
+                let actor = match e.actor_kind.as_str() {
+                    "cli" | "rest" => format!("{}:{}", e.actor_kind, e.actor),
+                    _ => e.actor.clone(),
+                };
+                writeln!(
+                    out,
+                    "{:<20}  {actor:<20}  {:<18}  {:<24}  {} -> {}",
+                    time(e.at_ms),
+                    e.kind,
+                    e.subject,
+                    compact(&e.before),
+                    compact(&e.after)
+                )
+            })
+        })
+    };
+    match written {
+        // A closed pipe (`| head`) is no failure.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::runtime(e)),
+        _ => Ok(()),
+    }
 }
 
 fn preview(config: &Config, pool: &db::Pool, room: &str, username: &str) -> Result<(), Failure> {
