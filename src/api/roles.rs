@@ -463,6 +463,8 @@ pub async fn delete(ctx: Ctx, body: DeleteBody) -> Result<HttpResponse, ApiError
 pub struct RoleBody {
     role_id: Option<String>,
     name: String,
+    /// As given: `create` defaults it to `Users`, `update` keeps the role's.
+    scope: Option<String>,
     spec: RoleSpec,
 }
 
@@ -495,6 +497,7 @@ fn parse_role_body(body: &[u8], update: bool) -> Result<RoleBody, ApiError> {
     Ok(RoleBody {
         role_id: text(&map, "roleId"),
         name,
+        scope: text(&map, "scope"),
         spec: RoleSpec {
             scope: text(&map, "scope").unwrap_or_else(|| "Users".into()),
             description: text(&map, "description").unwrap_or_default(),
@@ -560,13 +563,17 @@ pub async fn update(ctx: Ctx, body: RawRoleBody) -> Result<HttpResponse, ApiErro
     let actor = actor(&ctx);
     let role = super::write(&ctx.state, move |tx| {
         let id = body.role_id.unwrap_or_default();
-        if role_by_id(tx, &id)?.is_none() {
+        let Some(role) = role_by_id(tx, &id)? else {
             return Err(ApiError::meteor(
                 "error-invalid-roleId",
                 "This role does not exist",
             ));
-        }
-        admin::role_update(tx, &actor, &id, &body.name, &body.spec).map_err(|e| match e {
+        };
+        let spec = RoleSpec {
+            scope: body.scope.unwrap_or(role.scope),
+            ..body.spec
+        };
+        admin::role_update(tx, &actor, &id, &body.name, &spec).map_err(|e| match e {
             AdminError::RoleProtected(_) => ApiError::meteor(
                 "error-invalid-role-properties",
                 "The name and scope of protected roles cannot be changed.",

@@ -20,6 +20,7 @@ mod plugins;
 mod propagation;
 mod python_client;
 mod read_your_writes;
+mod roles_routes;
 mod schema;
 mod slow_clients;
 mod stored_data;
