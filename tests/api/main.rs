@@ -2,6 +2,7 @@
 //! One test binary, one file per feature.
 
 mod admin_cli;
+mod audit;
 mod cli;
 mod crash;
 mod db_file;
