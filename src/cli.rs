@@ -338,16 +338,12 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
 }
 
 fn check_name(what: &str, value: &str) -> Result<(), Failure> {
-    let ok = !value.is_empty()
-        && value.len() <= 128
-        && value
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '@'));
-    if ok {
+    if admin::valid_name(value) {
         Ok(())
     } else {
         Err(Failure::usage(format!(
-            "{what} {value:?}: use 1-128 letters, digits, '.', '-', '_' or '@'"
+            "{what} {value:?}: {}",
+            admin::NAME_RULE
         )))
     }
 }

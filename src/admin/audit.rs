@@ -58,31 +58,6 @@ pub struct Entry {
     pub after: Option<Value>,
 }
 
-/// Records at or after `since_ms`, by `actor` when given, oldest first.
-pub fn list(
-    conn: &Connection,
-    since_ms: Option<i64>,
-    actor: Option<&str>,
-) -> rusqlite::Result<Vec<Entry>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT at_ms, actor, actor_kind, kind, subject, before, after FROM audit
-         WHERE at_ms >= ?1 AND (?2 IS NULL OR actor = ?2) ORDER BY at_ms, id",
-    )?;
-    let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
-    let rows = stmt.query_map(params![since_ms.unwrap_or(i64::MIN), actor], |r| {
-        Ok(Entry {
-            at_ms: r.get(0)?,
-            actor: r.get(1)?,
-            actor_kind: r.get(2)?,
-            kind: r.get(3)?,
-            subject: r.get(4)?,
-            before: parse(r.get(5)?),
-            after: parse(r.get(6)?),
-        })
-    })?;
-    rows.collect()
-}
-
 /// Which records a reader asks for.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {

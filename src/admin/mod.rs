@@ -139,6 +139,32 @@ fn closest(name: &str, known: impl IntoIterator<Item = String>) -> Option<String
         .map(|(_, k)| k)
 }
 
+/// Whether `name` may name a user or a role: 1-128 letters, digits, '.', '-', '_' or '@' (every
+/// Rocket.Chat default role fits; anything else would be awkward on a command line, in a plugin's
+/// `roles_any` or in a log line).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '@'))
+}
+
+/// What [`valid_name`] refuses says.
+pub const NAME_RULE: &str = "use 1-128 letters, digits, '.', '-', '_' or '@'";
+
+fn check_role_name(name: &str) -> Result<(), AdminError> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(AdminError::Invalid {
+            what: "role name",
+            value: name.into(),
+            why: NAME_RULE,
+        })
+    }
+}
+
 /// Refuses a role that does not exist.
 pub fn check_role(conn: &Connection, name: &str) -> Result<(), AdminError> {
     if db::roles::by_id_or_name(conn, name)?.is_some() {
@@ -491,6 +517,7 @@ pub fn role_create(
     name: &str,
     spec: &RoleSpec,
 ) -> Result<db::roles::RoleRow, AdminError> {
+    check_role_name(name)?;
     check_scope(&spec.scope)?;
     if db::roles::by_id_or_name(tx, name)?.is_some()
         || !db::roles::insert(tx, name, &spec.scope, &spec.description, db::now_ms())?
@@ -522,6 +549,7 @@ pub fn role_update(
     new_name: &str,
     spec: &RoleSpec,
 ) -> Result<db::roles::RoleRow, AdminError> {
+    check_role_name(new_name)?;
     check_scope(&spec.scope)?;
     let before = db::roles::by_id_or_name(tx, id)?
         .filter(|r| r.id == id)

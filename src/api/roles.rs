@@ -33,8 +33,6 @@ use crate::db::roles::RoleRow;
 
 const ASSIGN_ADMIN_ROLE: &str = "assign-admin-role";
 const VIEW_OTHER_USER_CHANNELS: &str = "view-other-user-channels";
-/// Longest role name `roles.create` / `roles.update` accept (the CLI allows as much).
-const MAX_NAME: usize = 128;
 
 /// A role document as Rocket.Chat stores it (`IRole`), with or without `_updatedAt`.
 fn role_json(r: &RoleRow, with_updated_at: bool) -> Value {
@@ -490,8 +488,9 @@ fn parse_role_body(body: &[u8], update: bool) -> Result<RoleBody, ApiError> {
     };
     let map = check_object(body, required, properties).map_err(|_| invalid())?;
     let name = text(&map, "name").unwrap_or_default();
-    // Rocket.Chat takes any string; a name must also be usable from the CLI and in the logs.
-    if name.trim().is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
+    // Rocket.Chat takes any string; here a role name follows the CLI's rule (admin::valid_name),
+    // so that every role can be named on a command line and in a plugin.
+    if !admin::valid_name(&name) {
         return Err(invalid());
     }
     Ok(RoleBody {

@@ -421,6 +421,8 @@ fn create_and_update_serve_custom_roles() {
         "{}",
         r#"{"name":1}"#,
         r#"{"name":""}"#,
+        r#"{"name":"Night Shift"}"#,
+        r#"{"name":"x\ny"}"#,
         r#"{"name":"x","scope":"Rooms"}"#,
         r#"{"name":"x","mandatory2fa":"yes"}"#,
     ] {
