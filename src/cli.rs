@@ -742,7 +742,7 @@ fn audit(
     let written = if args.json {
         entries.iter().try_for_each(|e| {
             let line = serde_json::json!({
-                "at": time(e.at_ms), "actor": e.actor, "actorKind": e.actor_kind, "kind": e.kind,
+                "at": crate::api::permissions::iso(e.at_ms), "actor": e.actor, "actorKind": e.actor_kind, "kind": e.kind,
                 "subject": e.subject, "before": e.before, "after": e.after,
             });
             writeln!(out, "{line}")
