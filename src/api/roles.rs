@@ -560,14 +560,26 @@ pub async fn update(ctx: Ctx, body: RawRoleBody) -> Result<HttpResponse, ApiErro
         return Err(not_allowed());
     }
     let actor = actor(&ctx);
+    let id = body.role_id.clone().unwrap_or_default();
+    // A role's _id is its name, and plugin conditions name roles: renaming one a plugin names
+    // would silently change what its hooks do (a redaction for that role would stop applying).
+    let naming = ctx.state.plugins.current().files_naming_role(&id);
     let role = super::write(&ctx.state, move |tx| {
-        let id = body.role_id.unwrap_or_default();
         let Some(role) = role_by_id(tx, &id)? else {
             return Err(ApiError::meteor(
                 "error-invalid-roleId",
                 "This role does not exist",
             ));
         };
+        if body.name != role.name && !role.protected && !naming.is_empty() {
+            return Err(ApiError::meteor(
+                "error-role-in-use",
+                &format!(
+                    "Cannot rename role because plugin file(s) {} name it; rename it there first",
+                    naming.join(", ")
+                ),
+            ));
+        }
         let spec = RoleSpec {
             scope: body.scope.unwrap_or(role.scope),
             ..body.spec

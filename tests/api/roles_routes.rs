@@ -505,6 +505,35 @@ fn create_and_update_serve_custom_roles() {
     ] {
         assert_eq!(app.post(update, &body, auth(&root)).body, expected, "{body}");
     }
+    // A role a plugin names keeps its name: renaming it would change what the plugin does.
+    std::fs::write(
+        app.plugins.join("late.json"),
+        r#"{"name":"late","hooks":[{"on":"inquiry.response","when":{"caller":{"roles_any":["late-shift"]}},"do":[{"op":"remove","path":"/v/token"}]}]}"#,
+    )
+    .unwrap();
+    // In force once the watcher has recorded it.
+    let applied = poll_until(std::time::Duration::from_secs(10), || {
+        app.get(
+            "/api/v1/inquiryd/audit.list?kind=plugin.applied",
+            auth(&root),
+        )
+        .json()["total"]
+            == 1
+    });
+    assert!(applied.is_some(), "late.json never applied");
+    let rename = r#"{"roleId":"late-shift","name":"night-shift"}"#;
+    let refused = app.post(update, rename, auth(&root)).body;
+    assert_eq!(
+        refused,
+        r#"{"success":false,"error":"Cannot rename role because plugin file(s) late.json name it; rename it there first [error-role-in-use]","errorType":"error-role-in-use"}"#
+    );
+    // ...while its description may still change.
+    let r = app.post(
+        update,
+        r#"{"roleId":"late-shift","name":"late-shift","description":"Late"}"#,
+        auth(&root),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
     // A protected role's description may change; it stays protected.
     let r = app.post(
         update,
