@@ -16,9 +16,10 @@ use crate::model::UserId;
 
 const ABOUT: &str = "Rocket.Chat's livechat inquiry endpoint, served offline from SQLite";
 const LONG_ABOUT: &str = "\
-inquiryd serves Rocket.Chat's GET /api/v1/livechat/inquiries.getOne (plus login, logout, me and
-info) from one SQLite file, with its own users, login tokens, roles and permissions, and plugin
-hooks that enrich or redact responses.
+inquiryd serves Rocket.Chat's GET /api/v1/livechat/inquiries.getOne (plus login, logout, me, info
+and Rocket.Chat's permissions and roles admin routes) from one SQLite file, with its own users,
+login tokens, roles and permissions, an audit trail of every change, and plugin hooks that enrich
+or redact responses.
 
 With no command, `inquiryd` runs `serve` with ./config.toml.
 Changes made with these commands reach a running server within a second.";
@@ -55,8 +56,11 @@ pub enum Command {
     /// Import or list livechat inquiries
     #[command(subcommand)]
     Inquiry(InquiryCommand),
-    /// Print the audit trail: who changed users, roles, tokens, permissions, plugin files, and
-    /// every import (oldest first, newest last, like a log)
+    /// Print the audit trail: who changed what, oldest first
+    ///
+    /// Every change to users, roles, tokens and permissions (from the CLI or REST), every plugin
+    /// file change the server's watcher acted on, and every import; oldest first, newest last,
+    /// like a log.
     Audit(AuditArgs),
     /// Check plugin files, print their JSON Schema, preview a response
     #[command(subcommand)]
