@@ -228,7 +228,7 @@ fn audit_plugin_changes(pool: db::Pool) -> crate::plugins::watcher::ChangeSink {
             for c in changes {
                 let (kind, error) = match &c.outcome {
                     ChangeOutcome::Applied => ("plugin.applied", None),
-                    ChangeOutcome::Rejected(e) => ("plugin.rejected", Some(e.as_str())),
+                    ChangeOutcome::Rejected(e) => ("plugin.rejected", Some(first_chars(e, 2_000))),
                     ChangeOutcome::Removed => ("plugin.removed", None),
                 };
                 let before = c
@@ -255,6 +255,14 @@ fn audit_plugin_changes(pool: db::Pool) -> crate::plugins::watcher::ChangeSink {
             log::error!("audit: plugin changes not recorded: {e}");
         }
     })
+}
+
+/// At most `n` characters of `text`: a file with many errors keeps one bounded audit record (the
+/// log has them all).
+fn first_chars(text: &str, n: usize) -> &str {
+    text.char_indices()
+        .nth(n)
+        .map_or(text, |(at, _)| &text[..at])
 }
 
 /// Prunes the audit trail now and then daily (`[audit] retention_days`; 0 keeps everything and
