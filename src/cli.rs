@@ -591,7 +591,6 @@ fn import(path: &std::path::Path, files: &[std::path::PathBuf]) -> Result<(), Fa
         Some(results) => results,
         None => import_into_existing(path, files)?,
     };
-    audit_imports(path, files, &results);
     let mut failed = 0;
     for (file, result) in files.iter().zip(results) {
         match result {
@@ -620,44 +619,6 @@ fn import(path: &std::path::Path, files: &[std::path::PathBuf]) -> Result<(), Fa
         )));
     }
     Ok(())
-}
-
-/// Records each imported file in the audit trail (actor: this OS user): its path and how many
-/// records it held. After the imports committed, in a transaction of its own: a failure to record
-/// is a warning, the import stands.
-fn audit_imports(path: &std::path::Path, files: &[std::path::PathBuf], results: &ImportResults) {
-    let done: Vec<(&std::path::PathBuf, usize)> = files
-        .iter()
-        .zip(results)
-        .filter_map(|(f, r)| r.as_ref().ok().map(|n| (f, *n)))
-        .collect();
-    if done.is_empty() {
-        return;
-    }
-    let actor = admin::Actor::cli();
-    let recorded = db::open(path, 1)
-        .map_err(|e| e.to_string())
-        .and_then(|pool| pool.get().map_err(|e| e.to_string()))
-        .and_then(|mut conn| {
-            admin::in_transaction(&mut conn, |tx| {
-                for (file, records) in &done {
-                    let shown = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-                    admin::audit::record(
-                        tx,
-                        &actor,
-                        "inquiry.import",
-                        &shown.display().to_string(),
-                        None,
-                        Some(&serde_json::json!({"records": records})),
-                    )?;
-                }
-                Ok(())
-            })
-            .map_err(|e| e.to_string())
-        });
-    if let Err(e) = recorded {
-        eprintln!("inquiryd: warning: the import is not in the audit trail: {e}");
-    }
 }
 
 /// One result per file, in order.
