@@ -113,6 +113,7 @@ impl Application {
             (None, None)
         };
         let reload_on_hangup = plugins.clone();
+        plugins.on_change(audit_plugin_changes(pool.clone()));
         let state = web::Data::new(AppState {
             pool,
             db_watch: db_watch.clone(),
@@ -124,6 +125,7 @@ impl Application {
                 Duration::from_secs(config.auth.login_window_secs),
             ),
             token_ttl_days: config.auth.token_ttl_days,
+            audit_retention_days: config.audit.retention_days,
             verifier,
         });
         let poller = auth.spawn_poller().map_err(StartError::Poller)?;
@@ -267,6 +269,60 @@ impl Application {
         } = self;
         server.await
     }
+}
+
+/// Records the plugin file changes the watcher acts on in the audit trail (actor `watcher`): the
+/// file, the SHA-256 of the version before and of the one read, and the outcome. A failure to
+/// record is logged; the reload itself stands.
+fn audit_plugin_changes(pool: db::Pool) -> crate::plugins::watcher::ChangeSink {
+    use crate::plugins::watcher::ChangeOutcome;
+    Box::new(move |changes| {
+        let mut conn = match pool.get() {
+            Ok(conn) => conn,
+            Err(e) => {
+                log::error!("audit: plugin changes not recorded: database pool: {e}");
+                return;
+            }
+        };
+        let result = crate::admin::in_transaction(&mut conn, |tx| {
+            for c in changes {
+                let (kind, error) = match &c.outcome {
+                    ChangeOutcome::Applied => ("plugin.applied", None),
+                    ChangeOutcome::Rejected(e) => ("plugin.rejected", Some(first_chars(e, 2_000))),
+                    ChangeOutcome::Removed => ("plugin.removed", None),
+                };
+                let before = c
+                    .old_sha256
+                    .as_ref()
+                    .map(|h| serde_json::json!({"sha256": h}));
+                let after = match (&c.new_sha256, error) {
+                    (Some(h), None) => Some(serde_json::json!({"sha256": h})),
+                    (Some(h), Some(e)) => Some(serde_json::json!({"sha256": h, "error": e})),
+                    (None, _) => None,
+                };
+                crate::admin::audit::record(
+                    tx,
+                    &crate::admin::Actor::Watcher,
+                    kind,
+                    &c.file,
+                    before.as_ref(),
+                    after.as_ref(),
+                )?;
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            log::error!("audit: plugin changes not recorded: {e}");
+        }
+    })
+}
+
+/// At most `n` characters of `text`: a file with many errors keeps one bounded audit record (the
+/// log has them all).
+fn first_chars(text: &str, n: usize) -> &str {
+    text.char_indices()
+        .nth(n)
+        .map_or(text, |(at, _)| &text[..at])
 }
 
 /// Prunes the audit trail now and then daily (`[audit] retention_days`; 0 keeps everything and

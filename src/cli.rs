@@ -17,9 +17,10 @@ use crate::text::plural;
 
 const ABOUT: &str = "Rocket.Chat's livechat inquiry endpoint, served offline from SQLite";
 const LONG_ABOUT: &str = "\
-inquiryd serves Rocket.Chat's GET /api/v1/livechat/inquiries.getOne (plus login, logout, me and
-info) from one SQLite file, with its own users, login tokens, roles and permissions, and plugin
-hooks that enrich or redact responses.
+inquiryd serves Rocket.Chat's GET /api/v1/livechat/inquiries.getOne (plus login, logout, me, info
+and Rocket.Chat's permissions and roles admin routes) from one SQLite file, with its own users,
+login tokens, roles and permissions, an audit trail of every change, and plugin hooks that enrich
+or redact responses.
 
 With no command, `inquiryd` runs `serve` with ./config.toml.
 Changes made with these commands reach a running server within a second.";
@@ -60,6 +61,12 @@ pub enum Command {
     /// Import or list livechat inquiries
     #[command(subcommand)]
     Inquiry(InquiryCommand),
+    /// Print the audit trail: who changed what, oldest first
+    ///
+    /// Every change to users, roles, tokens and permissions (from the CLI or REST), every plugin
+    /// file change the server's watcher acted on, and every import; oldest first, newest last,
+    /// like a log.
+    Audit(AuditArgs),
     /// Check plugin files, print their JSON Schema, preview a response, enable or disable one
     #[command(subcommand)]
     Plugins(PluginsCommand),
@@ -136,6 +143,30 @@ impl ServeArgs {
     fn any(&self) -> bool {
         self.bind.is_some() || self.plugins.is_some() || self.workers.is_some()
     }
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  inquiryd audit --since 1h
+  inquiryd audit --since 2026-12-01T09:00:00Z --actor alice --kind user
+  inquiryd audit --kind plugin --json | jq .
+
+Records older than [audit] retention_days (default 90) are not kept.")]
+pub struct AuditArgs {
+    /// Only records at or after TIME: RFC 3339 (2026-12-01T09:00:00Z), a date (2026-12-01,
+    /// midnight UTC) or a span back from now (30m, 1h, 7d, 2w)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only changes by NAME: a REST username, the OS user of a CLI command, or `watcher`
+    #[arg(long, value_name = "NAME")]
+    pub actor: Option<String>,
+    /// Only records of kind K (e.g. user.roles), or of a family (user, role, token, permission,
+    /// plugin, inquiry)
+    #[arg(long, value_name = "K")]
+    pub kind: Option<String>,
+    /// One JSON object per line (the fields of GET /api/v1/inquiryd/audit.list's entries)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -386,6 +417,9 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Some(Command::Token(command)) => with_db(&cli, |config, pool| token(command, config, pool)),
         Some(Command::Permission(command)) => with_db(&cli, |_, pool| permission(command, pool)),
         Some(Command::Role(command)) => with_db(&cli, |_, pool| role(command, pool)),
+        Some(Command::Audit(args)) => with_db(&cli, |config, pool| {
+            audit(&*pool.get()?, args, config.audit.retention_days)
+        }),
         Some(Command::Inquiry(command)) => inquiry(&cli, command),
         Some(Command::Plugins(command)) => plugins(&cli, command),
         Some(Command::Backup { file, force }) => backup(&cli, file, *force),
@@ -435,16 +469,12 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Failure> {
 }
 
 fn check_name(what: &str, value: &str) -> Result<(), Failure> {
-    let ok = !value.is_empty()
-        && value.len() <= 128
-        && value
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '@'));
-    if ok {
+    if admin::valid_name(value) {
         Ok(())
     } else {
         Err(Failure::usage(format!(
-            "{what} {value:?}: use 1-128 letters, digits, '.', '-', '_' or '@'"
+            "{what} {value:?}: {}",
+            admin::NAME_RULE
         )))
     }
 }
@@ -900,6 +930,74 @@ fn report_switch(name: &str, verb: &str, done: &crate::plugins::switch::Switched
             );
         }
         Switched::Already(file) => println!("plugin {name} is already {verb} ({})", file.display()),
+    }
+}
+
+/// `audit`: the audit trail, oldest first, as a table or JSON lines.
+fn audit(
+    conn: &rusqlite::Connection,
+    args: &AuditArgs,
+    retention_days: u32,
+) -> Result<(), Failure> {
+    use crate::admin::audit::{self, Filter, Order};
+    let since_ms = args
+        .since
+        .as_deref()
+        .map(|s| audit::parse_since(s, db::now_ms()))
+        .transpose()
+        .map_err(|why| Failure::usage(format!("--since: {why}")))?;
+    let filter = Filter {
+        since_ms,
+        actor: args.actor.clone(),
+        kind: args.kind.clone(),
+        retention_days,
+    };
+    let (entries, _) = audit::query(conn, &filter, Order::OldestFirst, 0, -1)?;
+    let time = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap_or_default()
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    let compact = |v: &Option<serde_json::Value>| v.as_ref().map_or("-".into(), |v| v.to_string());
+    let mut out = std::io::stdout().lock();
+    use std::io::Write;
+    let written = if args.json {
+        entries.iter().try_for_each(|e| {
+            let line = serde_json::json!({
+                "at": crate::api::permissions::iso(e.at_ms), "actor": e.actor, "actorKind": e.actor_kind, "kind": e.kind,
+                "subject": e.subject, "before": e.before, "after": e.after,
+            });
+            writeln!(out, "{line}")
+        })
+    } else {
+        writeln!(
+            out,
+            "{:<20}  {:<20}  {:<18}  {:<24}  CHANGE",
+            "TIME (UTC)", "ACTOR", "KIND", "SUBJECT"
+        )
+        .and_then(|()| {
+            entries.iter().try_for_each(|e| {
+                let actor = match e.actor_kind.as_str() {
+                    "cli" | "rest" => format!("{}:{}", e.actor_kind, e.actor),
+                    _ => e.actor.clone(),
+                };
+                writeln!(
+                    out,
+                    "{:<20}  {actor:<20}  {:<18}  {:<24}  {} -> {}",
+                    time(e.at_ms),
+                    e.kind,
+                    e.subject,
+                    compact(&e.before),
+                    compact(&e.after)
+                )
+            })
+        })
+    };
+    match written {
+        // A closed pipe (`| head`) is no failure.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::runtime(e)),
+        _ => Ok(()),
     }
 }
 

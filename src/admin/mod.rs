@@ -140,6 +140,32 @@ fn closest(name: &str, known: impl IntoIterator<Item = String>) -> Option<String
         .map(|(_, k)| k)
 }
 
+/// Whether `name` may name a user or a role: 1-128 letters, digits, '.', '-', '_' or '@' (every
+/// Rocket.Chat default role fits; anything else would be awkward on a command line, in a plugin's
+/// `roles_any` or in a log line).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '@'))
+}
+
+/// What [`valid_name`] refuses says.
+pub const NAME_RULE: &str = "use 1-128 letters, digits, '.', '-', '_' or '@'";
+
+fn check_role_name(name: &str) -> Result<(), AdminError> {
+    if valid_name(name) {
+        Ok(())
+    } else {
+        Err(AdminError::Invalid {
+            what: "role name",
+            value: name.into(),
+            why: NAME_RULE,
+        })
+    }
+}
+
 /// Refuses a role that does not exist.
 pub fn check_role(conn: &Connection, name: &str) -> Result<(), AdminError> {
     if db::roles::by_id_or_name(conn, name)?.is_some() {
@@ -460,6 +486,151 @@ pub fn role_remove(tx: &Transaction, actor: &Actor, name: &str) -> Result<(), Ad
         None,
     )?;
     Ok(())
+}
+
+/// What a role is made of besides its name: `roles.create` / `roles.update` set all of it.
+#[derive(Debug, Clone)]
+pub struct RoleSpec {
+    pub scope: String,
+    pub description: String,
+    pub mandatory2fa: bool,
+}
+
+fn role_state(r: &db::roles::RoleRow) -> Value {
+    json!({"name": r.name, "scope": r.scope, "description": r.description, "mandatory2fa": r.mandatory2fa})
+}
+
+fn check_scope(scope: &str) -> Result<(), AdminError> {
+    if matches!(scope, "Users" | "Subscriptions") {
+        Ok(())
+    } else {
+        Err(AdminError::Invalid {
+            what: "scope",
+            value: scope.into(),
+            why: "use Users or Subscriptions",
+        })
+    }
+}
+
+/// Adds a custom role with its 2FA flag (`roles.create`); fails with `RoleExists` when a role
+/// has this name or id.
+pub fn role_create(
+    tx: &Transaction,
+    actor: &Actor,
+    name: &str,
+    spec: &RoleSpec,
+) -> Result<db::roles::RoleRow, AdminError> {
+    check_role_name(name)?;
+    check_scope(&spec.scope)?;
+    if db::roles::by_id_or_name(tx, name)?.is_some()
+        || !db::roles::insert(tx, name, &spec.scope, &spec.description, db::now_ms())?
+    {
+        return Err(AdminError::RoleExists(name.into()));
+    }
+    db::roles::update(
+        tx,
+        name,
+        &spec.scope,
+        &spec.description,
+        spec.mandatory2fa,
+        db::now_ms(),
+    )?;
+    let role = db::roles::by_id_or_name(tx, name)?.ok_or_else(|| AdminError::UnknownRole {
+        name: name.into(),
+        suggestion: None,
+    })?;
+    audit::record(tx, actor, "role.add", name, None, Some(&role_state(&role)))?;
+    Ok(role)
+}
+
+/// Changes a role (`roles.update`): its name (custom roles only; the users and permissions
+/// holding it follow), scope (custom roles only), description and 2FA flag.
+pub fn role_update(
+    tx: &Transaction,
+    actor: &Actor,
+    id: &str,
+    new_name: &str,
+    spec: &RoleSpec,
+) -> Result<db::roles::RoleRow, AdminError> {
+    check_role_name(new_name)?;
+    check_scope(&spec.scope)?;
+    let before = db::roles::by_id_or_name(tx, id)?
+        .filter(|r| r.id == id)
+        .ok_or_else(|| AdminError::UnknownRole {
+            name: id.into(),
+            suggestion: None,
+        })?;
+    if before.protected && (new_name != before.name || spec.scope != before.scope) {
+        return Err(AdminError::RoleProtected(before.name));
+    }
+    if new_name != before.name {
+        if db::roles::by_id_or_name(tx, new_name)?.is_some() {
+            return Err(AdminError::RoleExists(new_name.into()));
+        }
+        db::roles::rename(tx, &before.id, new_name)?;
+    }
+    db::roles::update(
+        tx,
+        new_name,
+        &spec.scope,
+        &spec.description,
+        spec.mandatory2fa,
+        db::now_ms(),
+    )?;
+    let after = db::roles::by_id_or_name(tx, new_name)?.ok_or_else(|| AdminError::UnknownRole {
+        name: new_name.into(),
+        suggestion: None,
+    })?;
+    let kind = if new_name == before.name {
+        "role.update"
+    } else {
+        "role.rename"
+    };
+    audit::record(
+        tx,
+        actor,
+        kind,
+        &before.id,
+        Some(&role_state(&before)),
+        Some(&role_state(&after)),
+    )?;
+    Ok(after)
+}
+
+/// Gives a user one more role (which must exist); returns false when it already held it.
+pub fn user_add_role(
+    tx: &Transaction,
+    actor: &Actor,
+    username: &str,
+    role: &str,
+) -> Result<bool, AdminError> {
+    check_role(tx, role)?;
+    let u = user(tx, username)?;
+    if u.roles.iter().any(|r| r == role) {
+        return Ok(false);
+    }
+    let mut roles = u.roles.clone();
+    roles.push(role.to_string());
+    user_set_roles(tx, actor, username, &roles)?;
+    Ok(true)
+}
+
+/// Takes a role from a user, keeping an admin (`LastAdmin`); returns false when it did not hold
+/// it.
+pub fn user_remove_role(
+    tx: &Transaction,
+    actor: &Actor,
+    username: &str,
+    role: &str,
+) -> Result<bool, AdminError> {
+    check_role(tx, role)?;
+    let u = user(tx, username)?;
+    if !u.roles.iter().any(|r| r == role) {
+        return Ok(false);
+    }
+    let kept: Vec<String> = u.roles.iter().filter(|r| *r != role).cloned().collect();
+    user_set_roles(tx, actor, username, &kept)?;
+    Ok(true)
 }
 
 /// Opens an IMMEDIATE transaction on `conn`, runs `f` in it and commits when it succeeds.

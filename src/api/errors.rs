@@ -124,6 +124,15 @@ impl ApiError {
             details,
         }
     }
+
+    /// As [`ApiError::meteor`], with Rocket.Chat's `details` object.
+    pub fn meteor_details(
+        error_type: &'static str,
+        reason: &str,
+        details: serde_json::Value,
+    ) -> ApiError {
+        ApiError::meteor(error_type, reason, Some(details))
+    }
 }
 
 impl From<rusqlite::Error> for ApiError {
@@ -243,9 +252,15 @@ impl ResponseError for ApiError {
                 reason,
                 details,
             } => {
+                // `Meteor.Error(type)` without a reason is rendered as just `[type]`.
+                let error = if reason.is_empty() {
+                    format!("[{error_type}]")
+                } else {
+                    format!("{reason} [{error_type}]")
+                };
                 let mut body = serde_json::json!({
                     "success": false,
-                    "error": format!("{reason} [{error_type}]"),
+                    "error": error,
                     "errorType": error_type,
                 });
                 if let Some(details) = details {

@@ -8,6 +8,7 @@
 //! `errorType` (users.create, addUserToRole, token generation), declares [`AUTH_ONLY`] and checks
 //! in the handler, saying so in its declaration's comment.
 
+pub mod audit;
 pub mod auth;
 pub mod console;
 pub mod errors;
@@ -15,8 +16,10 @@ pub mod health;
 pub mod info;
 pub mod livechat;
 pub mod logged;
+pub mod paging;
 pub mod permissions;
 pub mod plugins_admin;
+pub mod roles;
 pub mod state;
 pub mod users;
 
@@ -110,6 +113,15 @@ pub const ROUTES: &[&str] = &[
     "/api/v1/inquiryd/plugins.setEnabled",
     "/api/v1/inquiryd/plugins.preview",
     "/api/v1/inquiryd/rooms.search",
+    "/api/v1/roles.list",
+    "/api/v1/roles.sync",
+    "/api/v1/roles.getUsersInRole",
+    "/api/v1/roles.addUserToRole",
+    "/api/v1/roles.removeUserFromRole",
+    "/api/v1/roles.delete",
+    "/api/v1/roles.create",
+    "/api/v1/roles.update",
+    "/api/v1/inquiryd/audit.list",
     "/api/v1/users.list",
     "/api/v1/users.info",
     "/api/v1/users.create",
@@ -171,6 +183,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(not_allowed("POST")),
     )
     .configure(configure_users)
+    .configure(configure_roles_and_audit)
     .service(
         resource("/api/v1/login")
             .route(web::post().to(auth::login))
@@ -202,13 +215,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// handler (create, update, createToken, the personal token changes; setActiveStatus's `hasAny`)
 /// declare [`AUTH_ONLY`] and check there.
 fn configure_users(cfg: &mut web::ServiceConfig) {
-    fn not_allowed(allow: &'static str) -> actix_web::Route {
-        web::to(move || {
-            ready(Err::<actix_web::HttpResponse, _>(
-                ApiError::MethodNotAllowed(allow),
-            ))
-        })
-    }
     use users::{CREATE_PERSONAL_ACCESS_TOKENS, VIEW_D_ROOM};
     cfg.service(
         resource("/api/v1/users.list")
@@ -258,6 +264,58 @@ fn configure_users(cfg: &mut web::ServiceConfig) {
     .service(
         resource("/api/v1/users.getPersonalAccessTokens")
             .route(web::get().to(guarded(&[CREATE_PERSONAL_ACCESS_TOKENS], users::get_pats)))
+            .default_service(not_allowed("GET")),
+    );
+}
+
+/// The `roles.*` routes ([`roles`]) and the audit trail's ([`audit`]).
+fn configure_roles_and_audit(cfg: &mut web::ServiceConfig) {
+    use permissions::ACCESS_PERMISSIONS;
+    cfg.service(
+        resource("/api/v1/roles.list")
+            .route(web::get().to(guarded(AUTH_ONLY, roles::list)))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        resource("/api/v1/roles.sync")
+            .route(web::get().to(guarded(AUTH_ONLY, roles::sync)))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        resource("/api/v1/roles.getUsersInRole")
+            .route(web::get().to(guarded(&[ACCESS_PERMISSIONS], roles::get_users_in_role)))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        // Rocket.Chat checks access-permissions (and assign-admin-role) inside: 400, not 403.
+        resource("/api/v1/roles.addUserToRole")
+            .route(web::post().to(guarded(AUTH_ONLY, roles::add_user_to_role)))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        resource("/api/v1/roles.removeUserFromRole")
+            .route(web::post().to(guarded(&[ACCESS_PERMISSIONS], roles::remove_user_from_role)))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        resource("/api/v1/roles.delete")
+            .route(web::post().to(guarded(&[ACCESS_PERMISSIONS], roles::delete)))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        // Enterprise routes in Rocket.Chat; access-permissions checked inside (400).
+        resource("/api/v1/roles.create")
+            .route(web::post().to(guarded(AUTH_ONLY, roles::create)))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        resource("/api/v1/roles.update")
+            .route(web::post().to(guarded(AUTH_ONLY, roles::update)))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        resource("/api/v1/inquiryd/audit.list")
+            .route(web::get().to(guarded(&[ACCESS_PERMISSIONS], audit::list)))
             .default_service(not_allowed("GET")),
     );
 }

@@ -89,7 +89,7 @@ fn parse_updated_since(query: &str) -> Result<Option<i64>, ApiError> {
 /// Milliseconds since the epoch for the date forms `Date.parse` accepts that clients send:
 /// ISO 8601 (date only, or with a time; without a zone read as UTC, the server's zone in
 /// practice) and RFC 2822.
-fn parse_js_date(text: &str) -> Option<i64> {
+pub(crate) fn parse_js_date(text: &str) -> Option<i64> {
     use chrono::{DateTime, NaiveDate, NaiveDateTime};
     let text = text.trim();
     if let Ok(d) = DateTime::parse_from_rfc3339(text) {
@@ -112,7 +112,7 @@ fn parse_js_date(text: &str) -> Option<i64> {
 }
 
 /// Rocket.Chat's date form: `2025-01-01T00:00:00.000Z`.
-fn iso(ms: i64) -> String {
+pub(crate) fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")

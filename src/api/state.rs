@@ -24,6 +24,8 @@ pub struct AppState {
     pub plugins: Arc<PluginHost>,
     pub throttle: Throttle,
     pub token_ttl_days: u32,
+    /// `[audit] retention_days`: readers hide what is past it even before the daily prune.
+    pub audit_retention_days: u32,
     /// The password verification slots (bounded concurrency and memory for logins).
     pub verifier: crate::auth::passwords::Verifier,
 }

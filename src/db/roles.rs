@@ -111,3 +111,82 @@ pub fn uses(conn: &Connection, id: &str) -> rusqlite::Result<(i64, i64)> {
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
 }
+
+/// Sets a role's scope, description and 2FA flag, stamping `_updatedAt`.
+pub fn update(
+    conn: &Connection,
+    id: &str,
+    scope: &str,
+    description: &str,
+    mandatory2fa: bool,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE roles SET scope = ?2, description = ?3, mandatory2fa = ?4, updated_at = ?5 WHERE id = ?1",
+        params![id, scope, description, mandatory2fa, now_ms],
+    )?;
+    Ok(())
+}
+
+/// Renames a role: its `_id` is its name, so the users and permissions holding it follow.
+pub fn rename(conn: &Connection, id: &str, new_name: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE roles SET id = ?2, name = ?2 WHERE id = ?1",
+        params![id, new_name],
+    )?;
+    conn.execute(
+        "UPDATE user_roles SET role = ?2 WHERE role = ?1",
+        params![id, new_name],
+    )?;
+    conn.execute(
+        "UPDATE permissions SET role = ?2 WHERE role = ?1",
+        params![id, new_name],
+    )?;
+    Ok(())
+}
+
+/// The roles changed after `since_ms`.
+pub fn updated_since(conn: &Connection, since_ms: i64) -> rusqlite::Result<Vec<RoleRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM roles WHERE updated_at > ?1 ORDER BY name"
+    ))?;
+    let rows = stmt.query_map([since_ms], row_to_role)?;
+    rows.collect()
+}
+
+/// A user holding a role, as `roles.getUsersInRole` shows it.
+#[derive(Debug, Clone)]
+pub struct Holder {
+    pub id: String,
+    pub username: String,
+    pub name: String,
+    pub created_at_secs: i64,
+}
+
+/// One page of the users holding role `id`, by username, and how many hold it in all.
+pub fn holders(
+    conn: &Connection,
+    id: &str,
+    offset: i64,
+    limit: i64,
+) -> rusqlite::Result<(Vec<Holder>, i64)> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.id, u.username, u.name, u.created_at FROM users u
+         JOIN user_roles r ON r.user_id = u.id WHERE r.role = ?1
+         ORDER BY u.username LIMIT ?2 OFFSET ?3",
+    )?;
+    let users = stmt
+        .query_map(params![id, limit, offset], |r| {
+            Ok(Holder {
+                id: r.get(0)?,
+                username: r.get(1)?,
+                name: r.get(2)?,
+                created_at_secs: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let total = conn
+        .prepare_cached("SELECT count(*) FROM user_roles WHERE role = ?1")?
+        .query_row([id], |r| r.get(0))?;
+    Ok((users, total))
+}

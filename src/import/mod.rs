@@ -126,7 +126,8 @@ fn once_each(
     Ok(())
 }
 
-/// Imports one file in one transaction; returns how many records it held. Records are stored
+/// Imports one file in one transaction, recorded in the audit trail (actor: this OS user) within
+/// it; returns how many records it held. Records are stored
 /// while later ones are still being checked; a bad record rolls the whole file back.
 pub fn import_file(
     conn: &mut rusqlite::Connection,
@@ -174,6 +175,17 @@ pub fn import_file(
         Failure::Invalid(e) => failed(Failure::Invalid(e)),
         Failure::Read(e) => failed(Failure::Read(e)),
     })?;
+    // The audit record commits with the import, or neither does.
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    crate::admin::audit::record(
+        &tx,
+        &crate::admin::Actor::cli(),
+        "inquiry.import",
+        &absolute.display().to_string(),
+        None,
+        Some(&serde_json::json!({"records": count})),
+    )
+    .map_err(db_err)?;
     let stored = started.elapsed();
     tx.commit().map_err(db_err)?;
     log::debug!(

@@ -182,6 +182,17 @@ pub struct CompiledWhen {
     pub any: Option<Vec<CompiledWhen>>,
 }
 
+impl CompiledWhen {
+    /// Whether a caller condition here (or in a nested `any`) lists `role`.
+    fn names_role(&self, role: &str) -> bool {
+        let listed = |list: &Option<Vec<String>>| list.iter().flatten().any(|r| r == role);
+        self.caller
+            .as_ref()
+            .is_some_and(|c| listed(&c.roles_any) || listed(&c.roles_all) || listed(&c.roles_none))
+            || self.any.iter().flatten().any(|w| w.names_role(role))
+    }
+}
+
 /// A compiled hook.
 #[derive(Debug, Clone)]
 pub struct CompiledHook {
@@ -200,6 +211,17 @@ pub struct CompiledPlugin {
     pub hooks: Vec<CompiledHook>,
     /// What the plugin costs, charged against the set's budgets.
     pub cost: Cost,
+}
+
+impl CompiledPlugin {
+    /// Whether some hook's conditions name `role` (a rename of it would silently change what the
+    /// hook does).
+    pub fn names_role(&self, role: &str) -> bool {
+        self.hooks
+            .iter()
+            .filter_map(|h| h.when.as_ref())
+            .any(|w| w.names_role(role))
+    }
 }
 
 /// What a compiled plugin costs: the heap of its compiled regexes, and the bytes of the files

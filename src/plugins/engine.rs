@@ -72,6 +72,15 @@ impl PluginSet {
         PluginSet::from_plugins(plugins)
     }
 
+    /// The files of the plugins (enabled or not) whose conditions name `role`.
+    pub fn files_naming_role(&self, role: &str) -> Vec<String> {
+        self.plugins
+            .iter()
+            .filter(|p| p.names_role(role))
+            .map(|p| p.file.clone())
+            .collect()
+    }
+
     /// A set with no hooks.
     pub fn empty() -> Self {
         PluginSet::default()

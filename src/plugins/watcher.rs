@@ -61,6 +61,31 @@ enum Msg {
     Stop,
 }
 
+/// A change to a plugin file that a rescan acted on, for the audit trail: which file, the
+/// SHA-256 of the version in force before (if any) and of the bytes read now (if any), and what
+/// came of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginChange {
+    pub file: String,
+    pub old_sha256: Option<String>,
+    pub new_sha256: Option<String>,
+    pub outcome: ChangeOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeOutcome {
+    /// The new version is in force.
+    Applied,
+    /// The new version is invalid (the errors, one line); the previous one, if any, stays.
+    Rejected(String),
+    /// The file is gone (past its grace period); it is no longer in force.
+    Removed,
+}
+
+/// Told of the changes of each rescan that had any, on the rescanning thread, after the new set
+/// is in force.
+pub type ChangeSink = Box<dyn Fn(&[PluginChange]) + Send + Sync>;
+
 /// Which version of a file was read: the SHA-256 of the plugin file's bytes (and of each table file
 /// it read), and when it was read.
 #[derive(Debug, Clone)]
@@ -174,6 +199,8 @@ struct State {
     files: BTreeMap<String, FileState>,
     last_reload: DateTime<Utc>,
     last_error: Option<String>,
+    /// What the current rescan changed, handed to the [`ChangeSink`] when it ends.
+    changes: Vec<PluginChange>,
 }
 
 struct Inner {
@@ -188,6 +215,8 @@ struct Inner {
     rescans: AtomicU64,
     /// The last rescan's outcome, for the metrics (see [`ReloadStatus`]).
     status: ArcSwap<ReloadStatus>,
+    /// Who is told of changes (the server's audit trail), once set.
+    sink: std::sync::OnceLock<ChangeSink>,
 }
 
 /// How the plugins directory last read (the metrics show it).
@@ -272,6 +301,7 @@ impl PluginHost {
             files,
             last_reload: Utc::now(),
             last_error: None,
+            changes: Vec::new(),
         };
         let set = build_set(&state);
         log_summary(&dir, &state, &set);
@@ -284,6 +314,7 @@ impl PluginHost {
             observer,
             rescans: AtomicU64::new(0),
             status: ArcSwap::from_pointee(status),
+            sink: std::sync::OnceLock::new(),
         });
         let stop = if watch {
             let (tx, rx) = mpsc::channel();
@@ -312,6 +343,11 @@ impl PluginHost {
     /// The plugins directory this host keeps in force.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// Tells `sink` of every change later rescans act on (the first sink set stays).
+    pub fn on_change(&self, sink: ChangeSink) {
+        let _ = self.inner.sink.set(sink);
     }
 
     /// The set in force now (an arc-swap load: no lock, no allocation).
@@ -484,6 +520,13 @@ impl Inner {
         if let Some(set) = set {
             self.set.store(Arc::new(set));
         }
+        let changes = std::mem::take(&mut state.changes);
+        drop(state);
+        if !changes.is_empty()
+            && let Some(sink) = self.sink.get()
+        {
+            sink(&changes);
+        }
         pending
     }
 
@@ -517,7 +560,14 @@ impl Inner {
             }
         }
         for name in gone {
-            state.files.remove(&name);
+            if let Some(f) = state.files.remove(&name) {
+                state.changes.push(PluginChange {
+                    file: name,
+                    old_sha256: f.in_force.map(|m| m.sha256),
+                    new_sha256: None,
+                    outcome: ChangeOutcome::Removed,
+                });
+            }
             changed = true;
         }
         let count = names.len();
@@ -592,11 +642,38 @@ impl Inner {
                 continue;
             }
             changed = true;
-            let entry = state.files.entry(name).or_insert_with(FileState::new);
+            let entry = state
+                .files
+                .entry(name.clone())
+                .or_insert_with(FileState::new);
+            let old_sha256 = entry.in_force.as_ref().map(|m| m.sha256.clone());
+            let new_sha256 = Some(mark.sha256.clone());
             entry.inputs = inputs;
             entry.tried_with = budget;
             entry.settling = false;
             entry.last_read = Some((mark.clone(), result.is_ok()));
+            let outcome = match &result {
+                Ok(_) => ChangeOutcome::Applied,
+                Err(errors) => ChangeOutcome::Rejected(
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
+            };
+            // A file read again unchanged (e.g. retried with more budget) and still failing the
+            // same way is no new change.
+            let repeat =
+                matches!(&outcome, ChangeOutcome::Rejected(e) if entry.error.as_ref() == Some(e));
+            if !repeat {
+                state.changes.push(PluginChange {
+                    file: name,
+                    old_sha256,
+                    new_sha256,
+                    outcome,
+                });
+            }
             match result {
                 Ok(p) => {
                     entry.last_good = Some(Arc::new(p));

@@ -33,6 +33,14 @@ fn unknown_roles_and_permissions_are_refused_with_a_suggestion() {
             &["user", "add", "carl", "--role", "admn"],
             r#"unknown role "admn" (did you mean "admin"?)"#,
         ),
+        (
+            &["permission", "revoke", "view-l-roomz", "livechat-agent"],
+            r#"unknown permission "view-l-roomz" (did you mean "view-l-room"?)"#,
+        ),
+        (
+            &["role", "remove", "livechat-agnt"],
+            r#"unknown role "livechat-agnt" (did you mean "livechat-agent"?)"#,
+        ),
     ] {
         let out = app.cli(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));

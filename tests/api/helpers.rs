@@ -174,6 +174,16 @@ pub fn token_create(app: &TestApp, username: &str) -> (String, String) {
     )
 }
 
+/// A user `root` with the `admin` role and a fresh token: (userId, authToken).
+pub fn admin(app: &TestApp) -> (String, String) {
+    app.user_with_token("root", &["admin"])
+}
+
+/// Credentials as the request helpers take them.
+pub fn auth(c: &(String, String)) -> Option<(&str, &str)> {
+    Some((c.0.as_str(), c.1.as_str()))
+}
+
 pub fn demo() -> Option<(&'static str, &'static str)> {
     Some((DEMO_USER_ID, DEMO_TOKEN))
 }

@@ -3,6 +3,7 @@
 
 mod access_log;
 mod admin_cli;
+mod audit;
 mod cli;
 mod console;
 mod crash;
@@ -30,9 +31,9 @@ mod python_client;
 mod python_tools;
 mod read_your_writes;
 mod readme;
+mod roles_routes;
 mod schema;
 mod service;
 mod slow_clients;
 mod stored_data;
-mod users_openapi;
 mod users_routes;

@@ -16,14 +16,6 @@ const INVALID_BODY: &str =
     r#"{"success":false,"error":"Invalid body params","errorType":"error-invalid-body-params"}"#;
 const ADMIN_REQUIRED: &str = r#"{"success":false,"error":"You need to have at least one admin [error-admin-required]","errorType":"error-admin-required"}"#;
 
-fn admin(app: &TestApp) -> (String, String) {
-    app.user_with_token("root", &["admin"])
-}
-
-fn auth(c: &(String, String)) -> Option<(&str, &str)> {
-    Some((c.0.as_str(), c.1.as_str()))
-}
-
 /// The roles of `id` in a listAll/update answer's array.
 fn roles_of(list: &Value, id: &str) -> Vec<String> {
     let doc = list
