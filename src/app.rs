@@ -71,6 +71,9 @@ pub struct Application {
     _poller: Periodic,
     _checkpointer: Periodic,
     _audit_pruner: Option<Periodic>,
+    /// The pool the plugin watcher's audit sink borrows (weakly): the watcher thread outlives the
+    /// server, and a pool it owned would keep SQLite connections open past the stop.
+    _audit_sink_pool: Arc<db::Pool>,
 }
 
 impl Application {
@@ -113,7 +116,8 @@ impl Application {
             (None, None)
         };
         let reload_on_hangup = plugins.clone();
-        plugins.on_change(audit_plugin_changes(pool.clone()));
+        let audit_sink_pool = Arc::new(pool.clone());
+        plugins.on_change(audit_plugin_changes(Arc::downgrade(&audit_sink_pool)));
         let state = web::Data::new(AppState {
             pool,
             db_watch: db_watch.clone(),
@@ -244,6 +248,7 @@ impl Application {
             _poller: poller,
             _checkpointer: checkpointer,
             _audit_pruner: audit_pruner,
+            _audit_sink_pool: audit_sink_pool,
         })
     }
 
@@ -274,9 +279,13 @@ impl Application {
 /// Records the plugin file changes the watcher acts on in the audit trail (actor `watcher`): the
 /// file, the SHA-256 of the version before and of the one read, and the outcome. A failure to
 /// record is logged; the reload itself stands.
-fn audit_plugin_changes(pool: db::Pool) -> crate::plugins::watcher::ChangeSink {
+fn audit_plugin_changes(pool: std::sync::Weak<db::Pool>) -> crate::plugins::watcher::ChangeSink {
     use crate::plugins::watcher::ChangeOutcome;
     Box::new(move |changes| {
+        // After the server stopped there is nothing to record into.
+        let Some(pool) = pool.upgrade() else {
+            return;
+        };
         let mut conn = match pool.get() {
             Ok(conn) => conn,
             Err(e) => {

@@ -531,7 +531,8 @@ fn a_database_copied_over_the_file_is_left_intact_by_the_stop() {
     );
     assert!(
         !sidecar(&db, "-wal").exists(),
-        "the old WAL is left beside it"
+        "the old WAL is left beside it:\n{}",
+        server.log()
     );
     assert_eq!(rows(&db, "users"), 0);
 }

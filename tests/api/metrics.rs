@@ -140,14 +140,6 @@ fn a_broken_plugin_file_turns_the_reload_gauge_to_zero_and_is_counted() {
     let app = spawn_app();
     let first = scrape(&app.base);
     assert_eq!(first.get("inquiryd_plugins_reload_success"), 1.0);
-    // A successful rescan may still happen between the first scrape and the write (the watcher
-    // settling): the last success is then later than the first scrape's, but never later than the
-    // moment the broken file appeared, whatever failed rescans follow.
-    let before_write = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-        .floor();
     std::fs::write(app.plugins.join("broken.json"), "{ not json").unwrap();
     let seen = poll_until(Duration::from_secs(10), || {
         let s = scrape(&app.base);
@@ -155,11 +147,28 @@ fn a_broken_plugin_file_turns_the_reload_gauge_to_zero_and_is_counted() {
             && s.get("inquiryd_plugins_files_in_error") == 1.0
     });
     assert!(seen.is_some(), "the gauges never showed the broken file");
+    // Failed rescans never move the last success: another broken version is read (health shows
+    // its hash), and the time stays. (A rescan while the file was still settling counted as a
+    // success, so the time is taken here, not from the first scrape.)
     let last = scrape(&app.base).get("inquiryd_plugins_last_success_timestamp_seconds");
-    let first_success = first.get("inquiryd_plugins_last_success_timestamp_seconds");
-    assert!(
-        first_success <= last && last <= before_write,
-        "last success {last}: not between the first scrape's {first_success} and the write at {before_write}"
+    let (uid, tok) = app.user_with_token("metrics-admin", &["admin"]);
+    let other = "{ still not json }";
+    let other_sha = sha256_hex(other);
+    std::fs::write(app.plugins.join("broken.json"), other).unwrap();
+    let reread = poll_until(Duration::from_secs(10), || {
+        let health = app.get("/health", Some((&uid, &tok))).json();
+        health["plugins"]["files"]
+            .as_array()
+            .and_then(|files| files.iter().find(|f| f["file"] == "broken.json").cloned())
+            .is_some_and(|f| f["last_read"]["sha256"] == other_sha.as_str())
+    });
+    assert!(reread.is_some(), "the second broken version was never read");
+    let after = scrape(&app.base);
+    assert_eq!(after.get("inquiryd_plugins_reload_success"), 0.0);
+    assert_eq!(
+        after.get("inquiryd_plugins_last_success_timestamp_seconds"),
+        last,
+        "a failed rescan moved the last success time"
     );
     std::fs::remove_file(app.plugins.join("broken.json")).unwrap();
     let healed = poll_until(Duration::from_secs(10), || {
