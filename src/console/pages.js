@@ -330,7 +330,7 @@ const AUDIT_KINDS = ['permission.roles', 'plugin.save', 'plugin.delete', 'plugin
   'role.add', 'role.remove', 'token.create', 'token.revoke', 'user.add', 'user.activate', 'user.deactivate', 'user.roles'];
 
 export async function auditPage(el) {
-  const actor = h('input', { id: 'audit-actor', type: 'search', autocomplete: 'off', placeholder: 'alice, cli:root' });
+  const actor = h('input', { id: 'audit-actor', type: 'search', autocomplete: 'off', placeholder: 'alice, root, watcher' });
   const kind = h('input', { id: 'audit-kind', type: 'search', autocomplete: 'off', placeholder: 'plugin.save', list: 'audit-kinds' });
   const kinds = h('datalist', { id: 'audit-kinds' }, AUDIT_KINDS.map((k) => h('option', { value: k })));
   const since = h('input', { id: 'audit-since', type: 'datetime-local' });

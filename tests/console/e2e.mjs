@@ -215,20 +215,33 @@ try {
     assert.equal(me.status, 200);
     assert.equal(me.body.username, 'e2e.agent');
     assert.equal((await getOne([userId, secret])).status, 200);
+    // search (Rocket.Chat 7.x's users.list `query`) finds the new user alone
+    await page.getByLabel('Search').fill('e2e.ag');
+    await page.waitForFunction(() => [...document.querySelectorAll('tr[data-user]')].map((r) => r.dataset.user).join() === 'e2e.agent');
+    // deactivating ends the token
+    await row.getByRole('button', { name: 'Deactivate' }).click();
+    await row.getByText('inactive').waitFor();
+    assert.equal((await api('GET', '/api/v1/me', { auth: [userId, secret] })).status, 401);
+    await row.getByRole('button', { name: 'Activate' }).click();
+    await row.getByText('active', { exact: true }).waitFor();
   });
 
+  const usersListed = [];
   await stubbed(page, 'users', {
-    '/api/v1/users.list': {
+    '/api/v1/users.list': (req) => { usersListed.push(new URL(req.url()).searchParams); return [200, {
       users: [
         { _id: 'a1', username: 'alice', name: 'Alice A.', active: true, roles: ['admin'] },
         { _id: 'b2', username: 'bob', name: 'Bob B.', active: true, roles: ['livechat-agent'] },
         { _id: 'c3', username: 'carol', name: 'Carol C.', active: false, roles: ['livechat-manager'] },
       ],
       count: 3, offset: 0, total: 3, success: true,
-    },
+    }]; },
     '/api/v1/roles.list': { roles: STUB_ROLES, success: true },
     '/api/v1/users.getPersonalAccessTokens': { tokens: [{ name: 'ci-script', createdAt: '2026-11-30T10:00:00.000Z', lastTokenPart: 'a1B2c3', bypassTwoFactor: false }], success: true },
-    '/api/v1/users.createToken': { data: { userId: 'b2', authToken: 'stubbed-token-0123456789abcdefghijklmnopq' }, success: true },
+    '/api/v1/users.createToken': (req) => {
+      assert.deepEqual(req.postDataJSON(), { userId: 'b2' }, 'users.createToken names the user by id');
+      return [200, { data: { userId: 'b2', authToken: 'stubbed-token-0123456789abcdefghijklmnopq' }, success: true }];
+    },
   }, async () => {
     await page.getByRole('link', { name: 'Plugins' }).click();
     await page.getByRole('link', { name: 'Users & tokens' }).click();
@@ -238,6 +251,20 @@ try {
     assert.equal(await row.getByTestId('secret').inputValue(), 'stubbed-token-0123456789abcdefghijklmnopq');
     await row.getByRole('button', { name: 'Roles…' }).click();
     await capture(page, '03b-users-list');
+    // Rocket.Chat's users.list shape: count, offset and sort; `query` (deprecated) only to search
+    const plain = usersListed[0];
+    assert.deepEqual([...plain.keys()].sort(), ['count', 'offset', 'sort']);
+    assert.equal(plain.get('offset'), '0');
+    assert.deepEqual(JSON.parse(plain.get('sort')), { username: 1 });
+    const [searchRequest] = await Promise.all([
+      page.waitForRequest((r) => r.url().includes('/api/v1/users.list') && new URL(r.url()).searchParams.has('query')),
+      page.getByLabel('Search').fill('bo.b'),
+    ]);
+    const searched = new URL(searchRequest.url()).searchParams;
+    assert.deepEqual([...searched.keys()].sort(), ['count', 'offset', 'query', 'sort']);
+    assert.deepEqual(JSON.parse(searched.get('query')), {
+      $or: [{ username: { $regex: 'bo\\.b', $options: 'i' } }, { name: { $regex: 'bo\\.b', $options: 'i' } }],
+    });
   });
 
   // ---------------------------------------------------------------- plugins
@@ -343,24 +370,34 @@ try {
     await capture(page, '08-audit');
   });
   await pendingStep('audit', 'audit: the plugin save is the newest entry', async () => {
-    await page.getByLabel('Kind').fill('plugin');
+    await page.getByLabel('Kind').fill('plugin.save');
     await page.locator('.table-wrap table tbody tr').first().waitFor();
     assert.match(await page.locator('.table-wrap table tbody tr').first().textContent(), new RegExp(PLUGIN));
   });
 
+  const auditListed = [];
   await stubbed(page, 'audit', {
-    '/api/v1/inquiryd/audit.list': {
+    '/api/v1/inquiryd/audit.list': (req) => { auditListed.push(new URL(req.url()).searchParams); return [200, {
       entries: [
         { at: '2026-12-02T14:05:00.000Z', actor: 'console.admin', kind: 'plugin.save', subject: PLUGIN, before: { sha256: '6bf7e7f8' }, after: { sha256: '91c0aa12' } },
-        { at: '2026-12-02T13:58:00.000Z', actor: 'cli:root', kind: 'permission.revoke', subject: 'view-l-room', before: { roles: ['admin', 'livechat-agent'] }, after: { roles: ['admin'] } },
+        { at: '2026-12-02T13:58:00.000Z', actor: 'root', kind: 'permission.roles', subject: 'view-l-room', before: { roles: ['admin', 'livechat-agent'] }, after: { roles: ['admin'] } },
       ],
       count: 2, offset: 0, total: 2, success: true,
-    },
+    }]; },
   }, async () => {
     await page.getByRole('link', { name: 'Plugins' }).click();
     await page.getByRole('link', { name: 'Audit' }).click();
     await page.locator('.table-wrap table tbody tr').first().waitFor();
     await capture(page, '08b-audit-list');
+    // the route's query: count and offset, and each filter only when set
+    assert.deepEqual([...auditListed[0].keys()].sort(), ['count', 'offset']);
+    const [filtered] = await Promise.all([
+      page.waitForRequest((r) => r.url().includes('/api/v1/inquiryd/audit.list') && new URL(r.url()).searchParams.has('kind')),
+      page.getByLabel('Kind').fill('plugin.save'),
+    ]);
+    const params = new URL(filtered.url()).searchParams;
+    assert.deepEqual(Object.fromEntries(params), { count: '50', offset: '0', kind: 'plugin.save' });
+    await page.getByLabel('Kind').fill('');
   });
 
   // ---------------------------------------------------------------- session
