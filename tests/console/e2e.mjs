@@ -181,7 +181,8 @@ try {
   await step('permissions: taking access-permissions from the last admin is refused with the server\'s message', async () => {
     await page.getByLabel('Filter').fill('access-permissions');
     const cell = page.getByRole('checkbox', { name: 'access-permissions for admin', exact: true });
-    await cell.uncheck();
+    // click, not uncheck(): the refusal may tick the box again before uncheck() could look
+    await cell.click();
     const refused = page.getByRole('alert').filter({ hasText: 'You need to have at least one admin [error-admin-required]' });
     await refused.waitFor();
     assert.match(await refused.textContent(), /Revoking access-permissions from admin was refused: no active user would be left/);
@@ -292,6 +293,9 @@ try {
     assert.match(await problem.textContent(), /maks/);
     assert.match(await problem.textContent(), new RegExp(`Line ${typoLine}, column`));
     assert.equal(await page.locator('.gutter .err').textContent(), `${typoLine}\n`);
+    // the marked number keeps its line: the next number starts below it, not beside it
+    const [errBottom, nextTop] = await page.locator('.gutter .err').evaluate((el) => [el.getBoundingClientRect().bottom, el.nextElementSibling.getBoundingClientRect().top]);
+    assert.ok(nextTop >= errBottom - 1, `line ${typoLine + 1}'s number sits on its own line (${nextTop} < ${errBottom})`);
     await capture(page, '05-editor-error');
     // a syntax error too: a missing comma is reported where the parser stops
     await editor.fill(original.replace('"priority": 20,', '"priority": 20'));
