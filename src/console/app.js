@@ -107,6 +107,17 @@ async function readAccess() {
   return before !== shown();
 }
 
+/** For a page whose change may have touched the caller's own permissions: nav follows at once. */
+state.refreshAccess = async () => {
+  if (await readAccess()) {
+    renderChrome();
+    const id = location.hash.split('/')[1];
+    for (const a of document.querySelectorAll('#nav a')) {
+      if (a.dataset.page === id) a.setAttribute('aria-current', 'page');
+    }
+  }
+};
+
 async function start() {
   await readAccess();
   state.accessFresh = true;

@@ -49,6 +49,7 @@ export async function permissionsPage(el, state) {
         try {
           await post(grant ? '/api/v1/permissions.addRole' : '/api/v1/permissions.removeRole', { permissionId: p._id, role });
           toast(`${grant ? 'Granted' : 'Revoked'} ${p._id} ${grant ? 'to' : 'from'} ${role}`);
+          if (state.me.roles.includes(role)) await state.refreshAccess();
         } catch (err) {
           box.checked = !grant;
           if (err.status === 401) throw err;

@@ -192,6 +192,19 @@ try {
     await page.getByLabel('Filter').fill('');
     await capture(page, '02b-permissions-refused');
   });
+  await step('permissions: the nav follows a change to the caller\'s own role at once', async () => {
+    await page.getByLabel('Filter').fill('manage-apps');
+    const cell = page.getByRole('checkbox', { name: 'manage-apps for admin', exact: true });
+    const nav = () => page.locator('#nav a').allTextContents();
+    await cell.uncheck();
+    await page.waitForFunction(() => ![...document.querySelectorAll('#nav a')].some((a) => a.textContent === 'Plugins'));
+    assert.deepEqual(await nav(), ['Permissions', 'Users & tokens', 'Audit']);
+    await cell.check();
+    await page.getByRole('link', { name: 'Plugins' }).waitFor();
+    assert.deepEqual(await nav(), ['Permissions', 'Users & tokens', 'Plugins', 'Preview', 'Audit']);
+    assert.equal(await page.getByRole('link', { name: 'Permissions' }).getAttribute('aria-current'), 'page');
+    await page.getByLabel('Filter').fill('');
+  });
 
   // ---------------------------------------------------------------- users
   await step('users page: shown to an admin', async () => {
