@@ -1,22 +1,29 @@
-// The console's shell: sign-in, the pages the caller may use, and the hash router. The caller's
-// permissions are read from /api/v1/me (roles) and permissions.listAll (which roles hold which
-// permission); where listAll is not offered, a page is shown when its own route does not refuse.
+// The console's shell: sign-in, the pages the caller may use, and the hash router. What the
+// caller may do is read from /api/v1/me (its roles) and permissions.listAll (which roles hold
+// which permission; any signed-in user may read it), again at every navigation, so a change made
+// in the matrix shows at once. Hiding a page is a courtesy: the routes behind it refuse anyway.
 
-import { ApiError, call, clearSession, get, onSessionExpired, post, session, setSession } from './api.js';
+import { ApiError, clearSession, get, onSessionExpired, post, session, setSession } from './api.js';
 import { h, mount, notice } from './ui.js';
 import { auditPage, permissionsPage, usersPage } from './pages.js';
 import { editorPage, pluginsPage, previewPage } from './plugins.js';
 
-/** Pages: hash, label, the permissions any one of which shows it, the probe used without listAll. */
+/**
+ * Pages: hash, label, and the permissions any one of which shows it, after the routes behind it
+ * (rocketchat-admin-routes.md): permissions.addRole/removeRole and the audit trail need
+ * access-permissions, users.list needs view-d-room, the plugin and preview routes manage-apps.
+ * (listAll itself is open to every signed-in user, but a matrix one may not change is no
+ * admin page.)
+ */
 const PAGES = [
-  { id: 'permissions', label: 'Permissions', any: ['access-permissions'], probe: '/api/v1/permissions.listAll', render: permissionsPage },
-  { id: 'users', label: 'Users & tokens', any: ['create-user', 'edit-other-user-info', 'edit-other-user-active-status'], probe: '/api/v1/users.list', render: usersPage },
-  { id: 'plugins', label: 'Plugins', any: ['manage-apps'], probe: '/api/v1/inquiryd/plugins.list', render: pluginsPage },
-  { id: 'preview', label: 'Preview', any: ['manage-apps'], probe: '/api/v1/inquiryd/plugins.list', render: previewPage },
-  { id: 'audit', label: 'Audit', any: ['access-permissions'], probe: '/api/v1/inquiryd/audit.list', render: auditPage },
+  { id: 'permissions', label: 'Permissions', any: ['access-permissions'], render: permissionsPage },
+  { id: 'users', label: 'Users & tokens', any: ['view-d-room'], render: usersPage },
+  { id: 'plugins', label: 'Plugins', any: ['manage-apps'], render: pluginsPage },
+  { id: 'preview', label: 'Preview', any: ['manage-apps'], render: previewPage },
+  { id: 'audit', label: 'Audit', any: ['access-permissions'], render: auditPage },
 ];
 
-const state = { me: null, pages: [], signedOutReason: '' };
+const state = { me: null, pages: [], permissions: new Set(), can: () => false, signedOutReason: '' };
 
 const main = () => document.getElementById('main');
 
@@ -83,42 +90,37 @@ function signInPage() {
   user.focus();
 }
 
-async function permissionsOf(me) {
-  try {
-    const res = await get('/api/v1/permissions.listAll');
-    const mine = new Set();
-    for (const p of res.update || []) {
-      if ((p.roles || []).some((r) => me.roles.includes(r))) mine.add(p._id);
-    }
-    return (page) => page.any.some((p) => mine.has(p));
-  } catch (err) {
-    if (err.status === 401) throw err;
-    // listAll not offered: ask each page's own route. 2xx shows the page and 403 hides it; a
-    // route this server does not offer (404) shows its page with that error, but only to a
-    // caller who may use some page that is offered: the console is never shown to non-admins.
-    const verdicts = new Map();
-    for (const page of PAGES) {
-      if (!verdicts.has(page.probe)) {
-        try {
-          await get(page.probe);
-          verdicts.set(page.probe, 'ok');
-        } catch (e) {
-          if (e.status === 401) throw e;
-          verdicts.set(page.probe, e.status === 404 ? 'missing' : 'refused');
-        }
-      }
-    }
-    const someUsable = [...verdicts.values()].includes('ok');
-    return (page) => verdicts.get(page.probe) === 'ok' || (someUsable && verdicts.get(page.probe) === 'missing');
-  }
+/**
+ * Reads the caller's roles and the permissions they grant into `state`: `state.can(permission)`
+ * answers for the pages, `state.pages` lists the pages shown. Returns whether the user or its pages changed.
+ */
+async function readAccess() {
+  const [me, all] = await Promise.all([get('/api/v1/me'), get('/api/v1/permissions.listAll')]);
+  const roles = new Set(me.roles || []);
+  const mine = new Set((all.update || []).filter((p) => (p.roles || []).some((r) => roles.has(r))).map((p) => p._id));
+  const shown = () => [state.me && state.me._id, ...state.pages.map((p) => p.id)].join();
+  const before = shown();
+  state.me = { ...me, roles: [...roles] };
+  state.permissions = mine;
+  state.can = (permission) => mine.has(permission);
+  state.pages = PAGES.filter((page) => page.any.some((p) => mine.has(p)));
+  return before !== shown();
 }
 
+/** For a page whose change may have touched the caller's own permissions: nav follows at once. */
+state.refreshAccess = async () => {
+  if (await readAccess()) {
+    renderChrome();
+    const id = location.hash.split('/')[1];
+    for (const a of document.querySelectorAll('#nav a')) {
+      if (a.dataset.page === id) a.setAttribute('aria-current', 'page');
+    }
+  }
+};
+
 async function start() {
-  const me = await get('/api/v1/me');
-  me.roles = me.roles || [];
-  const allowed = await permissionsOf(me);
-  state.me = me;
-  state.pages = PAGES.filter(allowed);
+  await readAccess();
+  state.accessFresh = true;
   renderChrome();
   if (!location.hash || location.hash === '#/signin') {
     go(state.pages.length ? `#/${state.pages[0].id}` : '#/');
@@ -168,6 +170,17 @@ async function route() {
       if (err.status !== 401) mount(main(), notice('error', err.message));
     }
     return;
+  }
+  // roles and permissions may have changed since the last page (in the matrix, or by another admin)
+  if (state.accessFresh) {
+    state.accessFresh = false;
+  } else {
+    try {
+      if (await readAccess()) renderChrome();
+    } catch (err) {
+      if (err.status !== 401) mount(main(), notice('error', err.message));
+      return;
+    }
   }
   const [, id, ...rest] = location.hash.split('/');
   for (const a of document.querySelectorAll('#nav a')) {

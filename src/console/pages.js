@@ -21,7 +21,8 @@ async function roleIds(fallback = DEFAULT_ROLES) {
 // Permissions
 // -------------------------------------------------------------------------------------------
 
-export async function permissionsPage(el) {
+export async function permissionsPage(el, state) {
+  const mayChange = state.can('access-permissions');
   const perms = (await get('/api/v1/permissions.listAll')).update || [];
   perms.sort((a, b) => a._id.localeCompare(b._id));
   const inUse = [...new Set(perms.flatMap((p) => p.roles || []))];
@@ -39,6 +40,7 @@ export async function permissionsPage(el) {
         'aria-label': `${p._id} for ${role}`,
         'data-perm': p._id,
         'data-role': role,
+        disabled: !mayChange,
       });
       box.addEventListener('change', async () => {
         const grant = box.checked;
@@ -47,9 +49,11 @@ export async function permissionsPage(el) {
         try {
           await post(grant ? '/api/v1/permissions.addRole' : '/api/v1/permissions.removeRole', { permissionId: p._id, role });
           toast(`${grant ? 'Granted' : 'Revoked'} ${p._id} ${grant ? 'to' : 'from'} ${role}`);
+          if (state.me.roles.includes(role)) await state.refreshAccess();
         } catch (err) {
           box.checked = !grant;
-          mount(status, notice('error', `${p._id} / ${role}: ${err.message}`));
+          if (err.status === 401) throw err;
+          mount(status, notice('error', refusal(err, p._id, role, grant)));
         } finally {
           box.disabled = false;
         }
@@ -69,7 +73,9 @@ export async function permissionsPage(el) {
       r.tr.hidden = !show;
       if (show) shown += 1;
     }
-    count.textContent = `${shown} of ${perms.length} permissions × ${roles.length} roles`;
+    count.textContent = q
+      ? `${shown} of ${perms.length} permissions × ${roles.length} roles`
+      : `${perms.length} permissions × ${roles.length} roles`;
   });
   mount(
     el,
@@ -84,6 +90,16 @@ export async function permissionsPage(el) {
         h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Permission'), roles.map((r) => h('th', { scope: 'col' }, h('span', {}, r))))),
         tbody)),
   );
+}
+
+/** A refused toggle in words: what was refused, why in the server's own text, and what to do. */
+function refusal(err, permission, role, grant) {
+  const what = `${grant ? 'Granting' : 'Revoking'} ${permission} ${grant ? 'to' : 'from'} ${role} was refused`;
+  if (err.body && err.body.errorType === 'error-admin-required') {
+    return `${what}: no active user would be left holding ${permission}, so nobody could manage permissions any more. `
+      + `Give ${permission} to another role that an active user holds first. The server said: “${err.message}”`;
+  }
+  return `${what}: ${err.message}`;
 }
 
 // -------------------------------------------------------------------------------------------
@@ -103,6 +119,8 @@ export async function usersPage(el, state) {
   const load = async () => {
     mount(status);
     const term = search.value.trim();
+    // Rocket.Chat's users.list has no search parameter but `query` (deprecated for 8.0, still
+    // read by 7.x, limited to $or/$and/$regex): it is sent only while searching, never to list.
     const escaped = term.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     let res;
     try {
@@ -122,7 +140,7 @@ export async function usersPage(el, state) {
     mount(list, h('table', { class: 'data' },
       h('caption', { class: 'sr-only' }, 'Users'),
       h('thead', {}, h('tr', {}, ['Username', 'Name', 'Roles', 'Status', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
-      h('tbody', {}, users.map((u) => userRow(u, roles, status, load)))));
+      h('tbody', {}, users.map((u) => userRow(u, roles, status, load, state)))));
     const total = res.total ?? users.length;
     mount(pager,
       h('span', { class: 'muted' }, total ? `${offset + 1}–${offset + users.length} of ${total}` : 'No users match'),
@@ -139,12 +157,15 @@ export async function usersPage(el, state) {
     status,
     list,
     pager,
-    h('div', { class: 'grid-2' }, createUserCard(roles, load), myTokensCard(state)),
+    // each action only for a caller whose permissions allow it (§5 of the admin routes)
+    h('div', { class: 'grid-2' },
+      state.can('create-user') ? createUserCard(roles, load) : null,
+      state.can('create-personal-access-tokens') ? myTokensCard(state) : null),
   );
   await load();
 }
 
-function userRow(u, roles, status, reload) {
+function userRow(u, roles, status, reload, state) {
   const id = u._id;
   const actions = h('div', { class: 'actions' });
   const fail = (what) => (err) => {
@@ -194,7 +215,11 @@ function userRow(u, roles, status, reload) {
       } catch (err) { fail('Creating a token for')(err); }
     },
   }, 'New token');
-  actions.append(toggle, editRoles, token);
+  const self = u._id === state.me._id;
+  if (state.can('edit-other-user-active-status') || state.can('manage-moderation-actions')) actions.append(toggle);
+  if (state.can('edit-other-user-info')) actions.append(editRoles);
+  if (self || state.can('user-generate-access-token')) actions.append(token);
+  if (!actions.childElementCount) actions.append(h('span', { class: 'muted' }, 'none allowed'));
   return h('tr', { 'data-user': u.username },
     h('th', { scope: 'row' }, u.username),
     h('td', { 'data-label': 'Name' }, u.name || ''),
@@ -301,9 +326,14 @@ function myTokensCard(state) {
 // Audit
 // -------------------------------------------------------------------------------------------
 
+/** The kinds of change the server records, offered as the kind filter's suggestions. */
+const AUDIT_KINDS = ['permission.roles', 'plugin.save', 'plugin.delete', 'plugin.enable', 'plugin.disable',
+  'role.add', 'role.remove', 'token.create', 'token.revoke', 'user.add', 'user.activate', 'user.deactivate', 'user.roles'];
+
 export async function auditPage(el) {
-  const actor = h('input', { id: 'audit-actor', type: 'search', autocomplete: 'off', placeholder: 'alice, cli:root' });
-  const kind = h('input', { id: 'audit-kind', type: 'search', autocomplete: 'off', placeholder: 'permission, plugin…' });
+  const actor = h('input', { id: 'audit-actor', type: 'search', autocomplete: 'off', placeholder: 'alice, root, watcher' });
+  const kind = h('input', { id: 'audit-kind', type: 'search', autocomplete: 'off', placeholder: 'plugin.save', list: 'audit-kinds' });
+  const kinds = h('datalist', { id: 'audit-kinds' }, AUDIT_KINDS.map((k) => h('option', { value: k })));
   const since = h('input', { id: 'audit-since', type: 'datetime-local' });
   const list = h('div', { class: 'table-wrap' });
   const pager = h('div', { class: 'pager' });
@@ -351,7 +381,7 @@ export async function auditPage(el) {
       h('p', { class: 'muted' }, 'Every change to users, roles, tokens, permissions and plugin files, newest first.')),
     h('div', { class: 'toolbar wrap' },
       h('label', { for: 'audit-actor' }, 'Actor'), actor,
-      h('label', { for: 'audit-kind' }, 'Kind'), kind,
+      h('label', { for: 'audit-kind' }, 'Kind'), kind, kinds,
       h('label', { for: 'audit-since' }, 'Since'), since),
     list,
     pager,

@@ -145,6 +145,8 @@ fn console_end_to_end_in_headless_chromium() {
     assert!(can_login.is_some(), "the admin never could log in");
 
     let shots = repo().join("target/console-screenshots");
+    // a page renamed or gone must not leave an old screenshot behind to be looked at
+    let _ = std::fs::remove_dir_all(&shots);
     let out = Command::new("node")
         .arg(repo().join("tests/console/e2e.mjs"))
         .current_dir(repo().join("tests/console"))
@@ -170,7 +172,14 @@ fn console_end_to_end_in_headless_chromium() {
     );
     assert!(out.status.success(), "console e2e failed:\n{report}");
     println!("{report}");
-    for page in ["01-signin", "04-plugins", "06-editor-preview"] {
+    for page in [
+        "01-signin",
+        "02-permissions",
+        "02b-permissions-refused",
+        "04-plugins",
+        "06-editor-preview",
+        "09-no-access",
+    ] {
         for width in [1280, 390] {
             let shot = shots.join(format!("{page}-{width}.png"));
             assert!(shot.exists(), "no screenshot {}", shot.display());

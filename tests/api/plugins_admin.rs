@@ -597,3 +597,99 @@ fn rooms_search_finds_a_room_by_id_or_inquiry_name() {
         400
     );
 }
+
+/// The audit rows of plugin changes: actor, actor kind, kind, subject, before, after.
+fn plugin_audit(app: &TestApp) -> Vec<(String, String, String, String, Value, Value)> {
+    let conn = rusqlite::Connection::open(&app.db).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT actor, actor_kind, kind, subject, before, after FROM audit
+             WHERE kind LIKE 'plugin.%' ORDER BY id",
+        )
+        .unwrap();
+    let json =
+        |text: Option<String>| text.map_or(Value::Null, |t| serde_json::from_str(&t).unwrap());
+    stmt.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            json(r.get(4)?),
+            json(r.get(5)?),
+        ))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+#[test]
+fn every_plugin_change_is_audited_with_the_rest_user_and_the_file_hashes() {
+    let app = spawn_app();
+    let (id, token) = admin(&app);
+    let auth = (id.as_str(), token.as_str());
+    let file = |r: crate::helpers::Resp| -> String {
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["plugin"]["sha256"].as_str().unwrap().to_string()
+    };
+    let created = file(post(
+        &app,
+        "plugins.save",
+        &json!({"name": "mask.json", "content": MASK}),
+        auth,
+    ));
+    assert_eq!(created, sha256_hex(MASK.as_bytes()));
+    let disabled = file(post(
+        &app,
+        "plugins.setEnabled",
+        &json!({"name": "mask.json", "enabled": false}),
+        auth,
+    ));
+    let enabled = file(post(
+        &app,
+        "plugins.setEnabled",
+        &json!({"name": "mask.json", "enabled": true}),
+        auth,
+    ));
+    // refused changes record nothing: invalid JSON, a stale version, a delete of no file
+    let invalid = post(
+        &app,
+        "plugins.save",
+        &json!({"name": "mask.json", "content": "{"}),
+        auth,
+    );
+    assert_eq!(invalid.status, 400, "{}", invalid.body);
+    let stale = post(
+        &app,
+        "plugins.save",
+        &json!({"name": "mask.json", "content": MASK, "sha256": created}),
+        auth,
+    );
+    assert_eq!(stale.status, 409, "{}", stale.body);
+    let missing = post(&app, "plugins.delete", &json!({"name": "none.json"}), auth);
+    assert_eq!(missing.status, 400, "{}", missing.body);
+    let deleted = post(&app, "plugins.delete", &json!({"name": "mask.json"}), auth);
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+
+    let rest = |kind: &str, before: Value, after: Value| {
+        (
+            "plugin.admin".to_string(),
+            "rest".to_string(),
+            kind.to_string(),
+            "mask.json".to_string(),
+            before,
+            after,
+        )
+    };
+    let sha = |s: &str| json!({ "sha256": s });
+    assert_eq!(
+        plugin_audit(&app),
+        vec![
+            rest("plugin.save", Value::Null, sha(&created)),
+            rest("plugin.disable", sha(&created), sha(&disabled)),
+            rest("plugin.enable", sha(&disabled), sha(&enabled)),
+            rest("plugin.delete", sha(&enabled), Value::Null),
+        ]
+    );
+}
