@@ -408,25 +408,12 @@ fn param_text(v: &Value) -> String {
     }
 }
 
-/// JavaScript's `parseInt(text, 10)`: optional sign, then the leading digits; None for NaN.
-fn parse_int(text: &str) -> Option<i64> {
-    let t = text.trim_start();
-    let (negative, rest) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let digits: &str = &rest[..rest.bytes().take_while(u8::is_ascii_digit).count()];
-    if digits.is_empty() {
-        return None;
-    }
-    let n = digits.parse::<i64>().unwrap_or(i64::MAX);
-    Some(if negative { -n } else { n })
-}
-
-/// Rocket.Chat's REST defaults: 50 items, at most 100; `count=0` means every item.
-const DEFAULT_COUNT: u64 = 50;
-const MAX_COUNT: u64 = 100;
+/// Rocket.Chat's REST defaults ([`super::paging`]): 50 items, at most 100; `count=0` means every
+/// item. Read here with Mongo's reading of a negative count (at most that many), not the fallback
+/// `paging` gives it.
+const DEFAULT_COUNT: u64 = super::paging::DEFAULT_COUNT as u64;
+const MAX_COUNT: u64 = super::paging::MAX_COUNT as u64;
+use super::paging::parse_int;
 
 fn parse_list_query(q: &Map<String, Value>) -> Result<ListQuery, ApiError> {
     use db::users::SortKey;
