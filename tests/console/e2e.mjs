@@ -54,8 +54,15 @@ const getOne = (auth) => api('GET', `/api/v1/livechat/inquiries.getOne?roomId=${
 /** Screenshots at both widths and runs axe-core at both. */
 async function capture(page, name) {
   // a toast left from an earlier step is composited on its own layer, which a resize leaves stale;
-  // emptied too, so that axe does not judge its text's contrast halfway through the fade-out
-  await page.evaluate(() => { const t = document.getElementById('toast'); if (t) { t.className = 'toast'; t.textContent = ''; } });
+  // hidden at once, not faded, so that axe does not judge its text's contrast halfway through
+  await page.evaluate(() => {
+    const t = document.getElementById('toast');
+    if (!t) return;
+    t.style.transition = 'none';
+    t.className = 'toast';
+    t.getBoundingClientRect();
+    t.style.transition = '';
+  });
   for (const width of [1280, 390]) {
     await page.setViewportSize({ width, height: 900 });
     // layout settles on the next frame
