@@ -21,6 +21,7 @@ pub mod permissions;
 pub mod plugins_admin;
 pub mod roles;
 pub mod state;
+pub mod user_query;
 pub mod users;
 
 use std::future::{Future, Ready, ready};

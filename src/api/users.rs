@@ -29,6 +29,7 @@ use serde_json::{Map, Value, json};
 
 use super::errors::json as json_response;
 use super::permissions::Body;
+use super::user_query::UserQuery;
 use super::{ApiError, Ctx};
 use crate::admin::users::{NewUser, ProfileChange};
 use crate::admin::{self, Actor, AdminError};
@@ -383,19 +384,26 @@ fn parse_info_query(query: Map<String, Value>) -> Result<InfoQuery, ApiError> {
     Err(ApiError::invalid_params(errors.join("\n ")))
 }
 
-/// `users.list`'s pagination and sort (§0.3, §0.4 of the admin routes reference).
-pub struct ListQuery {
+/// `users.list`'s query string, read by the handler: Rocket.Chat parses `sort` and `query` inside
+/// the route's action (`parseJsonQuery`), after the permission check, so a caller without
+/// `view-d-room` gets 403 whatever they send.
+pub struct ListParams(Map<String, Value>);
+
+impl FromRequest for ListParams {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<ListParams, ApiError>>;
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(Ok(ListParams(query_map(req))))
+    }
+}
+
+/// `users.list`'s pagination, sort and search (§0.3, §0.4 of the admin routes reference).
+struct ListQuery {
     offset: u64,
     limit: Option<u64>,
     sort: Vec<(db::users::SortKey, bool)>,
-}
-
-impl FromRequest for ListQuery {
-    type Error = ApiError;
-    type Future = std::future::Ready<Result<ListQuery, ApiError>>;
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        std::future::ready(parse_list_query(&query_map(req)))
-    }
+    /// Rocket.Chat's deprecated `query`, which 7.x still reads and its clients search with.
+    query: Option<UserQuery>,
 }
 
 /// `String(value)` of a query parameter, as Rocket.Chat's helpers read it.
@@ -469,10 +477,17 @@ fn parse_list_query(q: &Map<String, Value>) -> Result<ListQuery, ApiError> {
             }
         }
     }
+    let query = match q.get("query").map(param_text) {
+        // Rocket.Chat reads an empty `query` as none
+        None => None,
+        Some(raw) if raw.is_empty() => None,
+        Some(raw) => Some(UserQuery::parse(&raw)?),
+    };
     Ok(ListQuery {
         offset,
         limit,
         sort,
+        query,
     })
 }
 
@@ -746,12 +761,20 @@ fn ok(body: Value) -> HttpResponse {
 // ---------------------------------------------------------------------------------------------
 // Routes.
 
-/// `GET /api/v1/users.list[?count&offset&sort]`: `{users, count, offset, total, success}`.
-pub async fn list(ctx: Ctx, q: ListQuery) -> Result<HttpResponse, ApiError> {
+/// `GET /api/v1/users.list[?count&offset&sort&query]`: `{users, count, offset, total, success}`;
+/// with `query`, `total` counts the matching users.
+pub async fn list(ctx: Ctx, params: ListParams) -> Result<HttpResponse, ApiError> {
+    let q = parse_list_query(&params.0)?;
     let full = ctx.caller.has_permission(VIEW_FULL_OTHER_USER_INFO);
     let me = ctx.caller.user.id.clone();
     let body = super::blocking(&ctx.state, move |conn| {
-        let (rows, total) = db::users::page(conn, &q.sort, q.offset, q.limit)?;
+        let (rows, total) = db::users::page(
+            conn,
+            &q.sort,
+            q.offset,
+            q.limit,
+            q.query.as_ref().map(|f| move |u: &UserRow| f.matches(u)),
+        )?;
         let users: Vec<Value> = rows
             .iter()
             .map(|u| Value::Object(user_json(u, full || u.id == me, u.id == me)))

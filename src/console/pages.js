@@ -326,9 +326,15 @@ function myTokensCard(state) {
 // Audit
 // -------------------------------------------------------------------------------------------
 
-/** The kinds of change the server records, offered as the kind filter's suggestions. */
-const AUDIT_KINDS = ['permission.roles', 'plugin.save', 'plugin.delete', 'plugin.enable', 'plugin.disable',
-  'role.add', 'role.remove', 'token.create', 'token.revoke', 'user.add', 'user.activate', 'user.deactivate', 'user.roles'];
+/**
+ * The kinds of change the server records (the families too: `user` selects every `user.*`),
+ * offered as the kind filter's suggestions. The watcher's own are `plugin.applied`,
+ * `plugin.rejected` and `plugin.removed`.
+ */
+const AUDIT_KINDS = ['inquiry.import', 'permission.roles', 'plugin', 'plugin.save', 'plugin.delete', 'plugin.enable',
+  'plugin.disable', 'plugin.applied', 'plugin.rejected', 'plugin.removed', 'role', 'role.add', 'role.remove',
+  'role.rename', 'role.update', 'token', 'token.create', 'token.regenerate', 'token.revoke', 'user', 'user.add',
+  'user.activate', 'user.deactivate', 'user.roles', 'user.update'];
 
 export async function auditPage(el) {
   const actor = h('input', { id: 'audit-actor', type: 'search', autocomplete: 'off', placeholder: 'alice, root, watcher' });

@@ -180,6 +180,7 @@ pub fn page(
     sort: &[(SortKey, bool)],
     offset: u64,
     limit: Option<u64>,
+    filter: Option<impl Fn(&UserRow) -> bool>,
 ) -> rusqlite::Result<(Vec<UserRow>, u64)> {
     // Only fixed column names and ASC/DESC are put into the SQL text; values are bound.
     let mut order: Vec<String> = sort
@@ -187,19 +188,38 @@ pub fn page(
         .map(|(k, asc)| format!("{} {}", k.column(), if *asc { "ASC" } else { "DESC" }))
         .collect();
     order.push("u.id ASC".into());
-    let sql = format!(
-        "{} ORDER BY {} LIMIT ?1 OFFSET ?2",
-        user_select!(),
-        order.join(", ")
-    );
-    let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-    let rows = conn
-        .prepare(&sql)?
-        .query_map(params![limit, offset], row_to_user)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let total: i64 = conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?;
-    Ok((rows, total.max(0) as u64))
+    let offset_n = i64::try_from(offset).unwrap_or(i64::MAX);
+    let limit_n = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+    let Some(filter) = filter else {
+        let sql = format!(
+            "{} ORDER BY {} LIMIT ?1 OFFSET ?2",
+            user_select!(),
+            order.join(", ")
+        );
+        let rows = conn
+            .prepare(&sql)?
+            .query_map(params![limit_n, offset_n], row_to_user)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let total: i64 = conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?;
+        return Ok((rows, total.max(0) as u64));
+    };
+    // A search (regular expressions) is matched here rather than in SQL: the users table of an
+    // admin's install is small, and the same rows give the page and the total.
+    let sql = format!("{} ORDER BY {}", user_select!(), order.join(", "));
+    let mut stmt = conn.prepare(&sql)?;
+    let mut matched = Vec::new();
+    let mut total = 0u64;
+    for row in stmt.query_map([], row_to_user)? {
+        let row = row?;
+        if !filter(&row) {
+            continue;
+        }
+        total += 1;
+        if total > offset && limit.is_none_or(|l| (matched.len() as u64) < l) {
+            matched.push(row);
+        }
+    }
+    Ok((matched, total))
 }
 
 /// Sets what `users.update` may change besides roles and activity: each `Some` is written.

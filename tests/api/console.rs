@@ -176,8 +176,13 @@ fn console_end_to_end_in_headless_chromium() {
         "01-signin",
         "02-permissions",
         "02b-permissions-refused",
+        "03-users",
+        "03b-users-roles",
+        "03c-users-list",
         "04-plugins",
         "06-editor-preview",
+        "08-audit",
+        "08b-audit-filtered",
         "09-no-access",
     ] {
         for width in [1280, 390] {

@@ -683,14 +683,38 @@ fn every_plugin_change_is_audited_with_the_rest_user_and_the_file_hashes() {
             after,
         )
     };
+    let watcher = |kind: &str, before: Value, after: Value| {
+        let (_, _, kind, subject, before, after) = rest(kind, before, after);
+        (
+            "watcher".into(),
+            "watcher".into(),
+            kind,
+            subject,
+            before,
+            after,
+        )
+    };
     let sha = |s: &str| json!({ "sha256": s });
+    // Each change is then applied once, by the save's own rescan or by the watcher's (whichever
+    // takes the lock first, so its entry may come just before the REST user's or just after).
+    let (by_rest, by_watcher): (Vec<_>, Vec<_>) =
+        plugin_audit(&app).into_iter().partition(|e| e.1 == "rest");
     assert_eq!(
-        plugin_audit(&app),
+        by_rest,
         vec![
             rest("plugin.save", Value::Null, sha(&created)),
             rest("plugin.disable", sha(&created), sha(&disabled)),
             rest("plugin.enable", sha(&disabled), sha(&enabled)),
             rest("plugin.delete", sha(&enabled), Value::Null),
+        ]
+    );
+    assert_eq!(
+        by_watcher,
+        vec![
+            watcher("plugin.applied", Value::Null, sha(&created)),
+            watcher("plugin.applied", sha(&created), sha(&disabled)),
+            watcher("plugin.applied", sha(&disabled), sha(&enabled)),
+            watcher("plugin.removed", sha(&enabled), Value::Null),
         ]
     );
 }

@@ -128,6 +128,51 @@ fn users_list_paginates_sorts_and_counts_like_rocketchat() {
         assert_eq!(r.json(), expected);
     }
 
+    // Rocket.Chat 7.x's deprecated `query`, as its clients search: $or of case-blind $regex.
+    let search = |raw: &str| {
+        let q: String = form_urlencoded::byte_serialize(raw.as_bytes()).collect();
+        app.get(
+            &format!("/api/v1/users.list?count=1&query={q}"),
+            auth(&root),
+        )
+    };
+    let v = search(r#"{"$or":[{"username":{"$regex":"^[AB]","$options":"i"}},{"name":{"$regex":"^carol N$"}}]}"#).json();
+    assert_eq!(usernames(&v), ["alice"], "count applies to the matches");
+    assert_eq!(
+        (v["count"].as_u64(), v["total"].as_u64()),
+        (Some(1), Some(3)),
+        "total counts the matches"
+    );
+    let v = search(r#"{"emails.address":"bob@example.com"}"#).json();
+    assert_eq!(usernames(&v), ["bob"]);
+    for (raw, why) in [
+        ("notjson", String::new()),
+        (
+            r#"{"roles":"admin"}"#,
+            ": roles cannot be searched (username, name, emails.address, $or and $and can)".into(),
+        ),
+        (
+            r#"{"name":{"$regex":"("}}"#,
+            ": name: $regex does not compile".into(),
+        ),
+    ] {
+        let r = search(raw);
+        assert_eq!(r.status, 400, "{raw}: {}", r.body);
+        let v = r.json();
+        assert_eq!(v["errorType"], "error-invalid-query");
+        let error = v["error"].as_str().unwrap();
+        assert!(
+            error.starts_with(&format!("Invalid query parameter provided: \"{raw}\"{why}")),
+            "{error}"
+        );
+        assert!(error.ends_with(" [error-invalid-query]"), "{error}");
+    }
+    // the permission is checked before the query is read
+    assert_eq!(
+        app.get("/api/v1/users.list?query=notjson", demo()).body,
+        FORBIDDEN
+    );
+
     // A plain user may list, but sees no one else's emails or roles.
     let plain = app.user_with_token("pat", &["user"]);
     let v = app.get("/api/v1/users.list?count=1", auth(&plain)).json();
