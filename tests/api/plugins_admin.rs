@@ -598,14 +598,13 @@ fn rooms_search_finds_a_room_by_id_or_inquiry_name() {
     );
 }
 
-/// The audit rows of plugin changes made over REST (the watcher records what it then applies, as
-/// actor `watcher`): actor, actor kind, kind, subject, before, after.
+/// The audit rows of plugin changes: actor, actor kind, kind, subject, before, after.
 fn plugin_audit(app: &TestApp) -> Vec<(String, String, String, String, Value, Value)> {
     let conn = rusqlite::Connection::open(&app.db).unwrap();
     let mut stmt = conn
         .prepare(
             "SELECT actor, actor_kind, kind, subject, before, after FROM audit
-             WHERE kind LIKE 'plugin.%' AND actor_kind = 'rest' ORDER BY id",
+             WHERE kind LIKE 'plugin.%' ORDER BY id",
         )
         .unwrap();
     let json =
