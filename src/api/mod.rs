@@ -154,16 +154,17 @@ pub(crate) fn not_allowed(allow: &'static str) -> actix_web::Route {
 /// with their permissions through [`guarded`]; only login, info, health and the console's static
 /// pages are open.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    plugins_admin::configure(cfg);
-    console::configure(cfg);
     use livechat::VIEW_L_ROOM;
     use permissions::ACCESS_PERMISSIONS;
+    // actix matches resources in the order they are mounted: the hot route first.
     cfg.service(
         resource("/api/v1/livechat/inquiries.getOne")
             .route(web::get().to(guarded(&[VIEW_L_ROOM], livechat::inquiries_get_one)))
             .default_service(not_allowed("GET")),
-    )
-    .service(
+    );
+    plugins_admin::configure(cfg);
+    console::configure(cfg);
+    cfg.service(
         resource("/api/v1/permissions.listAll")
             .route(web::get().to(guarded(AUTH_ONLY, permissions::list_all)))
             .default_service(not_allowed("GET")),
