@@ -38,6 +38,17 @@ pub enum Matcher {
 const MAX_DEPTH: usize = 8;
 
 impl UserQuery {
+    /// Whether the query reads `emails.address` (which only callers who may see others' emails
+    /// may search: a regex on it would reveal an address a character at a time).
+    pub fn reads_email(&self) -> bool {
+        match self {
+            UserQuery::All(parts) | UserQuery::Any(parts) => {
+                parts.iter().any(UserQuery::reads_email)
+            }
+            UserQuery::Field(field, _) => matches!(field, Field::Email),
+        }
+    }
+
     /// Parses `raw` (the parameter's text). On failure: 400 `error-invalid-query` (Rocket.Chat's
     /// own type and message for a query it cannot parse), with why appended when the JSON parsed
     /// but asks for something this server cannot filter on.

@@ -40,6 +40,7 @@ use crate::model::UserId;
 pub const VIEW_D_ROOM: &str = "view-d-room";
 const CREATE_USER: &str = "create-user";
 const EDIT_OTHER_USER_INFO: &str = "edit-other-user-info";
+const EDIT_OTHER_USER_PASSWORD: &str = "edit-other-user-password";
 pub const EDIT_OTHER_USER_ACTIVE_STATUS: &str = "edit-other-user-active-status";
 pub const MANAGE_MODERATION_ACTIONS: &str = "manage-moderation-actions";
 pub const CREATE_PERSONAL_ACCESS_TOKENS: &str = "create-personal-access-tokens";
@@ -764,8 +765,25 @@ fn ok(body: Value) -> HttpResponse {
 /// `GET /api/v1/users.list[?count&offset&sort&query]`: `{users, count, offset, total, success}`;
 /// with `query`, `total` counts the matching users.
 pub async fn list(ctx: Ctx, params: ListParams) -> Result<HttpResponse, ApiError> {
-    let q = parse_list_query(&params.0)?;
+    let mut q = parse_list_query(&params.0)?;
     let full = ctx.caller.has_permission(VIEW_FULL_OTHER_USER_INFO);
+    // Others' emails are hidden from a caller without view-full-other-user-info: so are searching
+    // and sorting by them, which would reveal them as surely.
+    if !full {
+        if q.query.as_ref().is_some_and(UserQuery::reads_email) {
+            return Err(ApiError::meteor(
+                "error-invalid-query",
+                "emails.address cannot be searched without view-full-other-user-info",
+                Some(json!({"helperMethod": "parseJsonQuery"})),
+            ));
+        }
+        let asked = q.sort.len();
+        q.sort
+            .retain(|(key, _)| !matches!(key, db::users::SortKey::Email));
+        if asked > 0 && q.sort.is_empty() {
+            q.sort.push((db::users::SortKey::Username, true));
+        }
+    }
     let me = ctx.caller.user.id.clone();
     let body = super::blocking(&ctx.state, move |conn| {
         let (rows, total) = db::users::page(
@@ -933,6 +951,15 @@ pub async fn update(ctx: Ctx, body: UpdateBody) -> Result<HttpResponse, ApiError
         return Err(ApiError::failure("Name contains invalid characters", ""));
     }
     let own = user_id == ctx.caller.user.id.as_str();
+    // Rocket.Chat's saveUser sets a password only for a caller holding edit-other-user-password,
+    // oneself included (one's own goes through users.updateOwnBasicInfo, with the current one):
+    // else whoever may edit a user, or holds a (public demo) token, could take the account over.
+    if password.is_some() && !ctx.caller.has_permission(EDIT_OTHER_USER_PASSWORD) {
+        return Err(not_allowed(
+            "Editing user password is not allowed",
+            "Editing_user",
+        ));
+    }
     let may_edit_others = ctx.caller.has_permission(EDIT_OTHER_USER_INFO);
     // Changing one's own roles is editing what only an admin may edit.
     if (!own || roles.is_some()) && !may_edit_others {

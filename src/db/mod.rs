@@ -446,7 +446,13 @@ type Migration = fn(&Transaction) -> rusqlite::Result<()>;
 
 /// Numbered migrations: index + 1 is the schema version (`PRAGMA user_version`) it produces.
 /// Append only; never edit a released one.
-const MIGRATIONS: &[Migration] = &[migration_1, migration_2, migration_3, migration_4];
+const MIGRATIONS: &[Migration] = &[
+    migration_1,
+    migration_2,
+    migration_3,
+    migration_4,
+    migration_5,
+];
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -586,6 +592,12 @@ fn migration_4(tx: &Transaction) -> rusqlite::Result<()> {
          ALTER TABLE tokens ADD COLUMN bypass_two_factor INTEGER NOT NULL DEFAULT 0;
          CREATE UNIQUE INDEX users_email ON users(lower(email)) WHERE email IS NOT NULL;",
     )
+}
+
+/// Default permissions added after migration 3 (`edit-other-user-password`) are inserted when
+/// missing, as migration 3 did for the others: an admin's changes to existing ones stay.
+fn migration_5(tx: &Transaction) -> rusqlite::Result<()> {
+    permissions::seed_defs(tx, now_ms())
 }
 
 /// The auth change counter (see `auth_version`).

@@ -137,6 +137,7 @@ pub const DEFAULTS: &[(&str, &[&str])] = &[
     ),
     ("create-user", &["admin"]),
     ("edit-other-user-info", &["admin"]),
+    ("edit-other-user-password", &["admin"]),
     ("edit-other-user-active-status", &["admin"]),
     ("create-personal-access-tokens", &["admin", "user"]),
     ("user-generate-access-token", &["admin"]),

@@ -794,3 +794,92 @@ fn set_active_status_revokes_tokens_at_once_and_for_good() {
     );
     assert_eq!(app.get("/api/v1/me", auth(&root)).status, 200);
 }
+
+/// Setting a password takes `edit-other-user-password`, oneself included (Rocket.Chat's
+/// saveUser): a user manager, or whoever holds a user's token (the public demo token), cannot take
+/// the account over by setting a password it then logs in with.
+#[test]
+fn a_password_is_set_only_with_edit_other_user_password() {
+    let app = spawn_app();
+    let root = root(&app);
+    let root_id = root.0.clone();
+    let body =
+        json!({"permissionId": "edit-other-user-info", "role": "livechat-manager"}).to_string();
+    assert_eq!(
+        app.post("/api/v1/permissions.addRole", &body, auth(&root))
+            .status,
+        200
+    );
+    let manager = app.user_with_token("mgr", &["livechat-manager"]);
+    let expected = json!({"success": false, "error": "Editing user password is not allowed [error-action-not-allowed]",
+        "errorType": "error-action-not-allowed", "details": {"method": "insertOrUpdateUser", "action": "Editing_user"}});
+    for (who, target) in [(&manager, &root_id), (&manager, &manager.0)] {
+        let body = json!({"userId": target, "data": {"password": "Pwned-123456"}});
+        let r = app.post("/api/v1/users.update", &body.to_string(), auth(who));
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(r.json(), expected);
+    }
+    assert_eq!(login(&app, "root", "Pwned-123456"), 401);
+    // The demo agent's public token cannot give the demo user a password either.
+    let demo = (
+        inquiryd::app::DEMO_USER_ID.to_string(),
+        inquiryd::app::DEMO_TOKEN.to_string(),
+    );
+    let body = json!({"userId": demo.0, "data": {"password": "newpass-12345"}});
+    assert_eq!(
+        app.post("/api/v1/users.update", &body.to_string(), auth(&demo))
+            .json(),
+        expected
+    );
+    assert_eq!(login(&app, "demo.agent", "newpass-12345"), 401);
+    // An admin holds it, and the new password works.
+    let body = json!({"userId": manager.0, "data": {"password": "fresh-pass-1"}});
+    assert_eq!(
+        app.post("/api/v1/users.update", &body.to_string(), auth(&root))
+            .status,
+        200
+    );
+    assert_eq!(login(&app, "mgr", "fresh-pass-1"), 200);
+}
+
+/// Searching or sorting by email is for callers who may see others' emails: a regex on them
+/// would reveal an address a character at a time.
+#[test]
+fn only_callers_who_see_emails_may_search_or_sort_by_them() {
+    let app = spawn_app();
+    let root = root(&app);
+    create(&app, &root, "bob", &["user"]);
+    create(&app, &root, "carol", &["user"]);
+    let carol = app.user_with_token("carol2", &["user"]);
+    let q = |query: &str| {
+        format!(
+            "/api/v1/users.list?query={}",
+            form_urlencoded::byte_serialize(query.as_bytes()).collect::<String>()
+        )
+    };
+    let by_email = q(r#"{"emails.address":{"$regex":"^bob"}}"#);
+    let r = app.get(&by_email, auth(&carol));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["errorType"], "error-invalid-query");
+    let nested = q(r#"{"$or":[{"username":"zzz"},{"emails.address":"bob@example.com"}]}"#);
+    assert_eq!(app.get(&nested, auth(&carol)).status, 400);
+    // The same search by name works, and an admin may search by email.
+    assert_eq!(
+        app.get(&q(r#"{"username":"bob"}"#), auth(&carol)).status,
+        200
+    );
+    let r = app.get(&by_email, auth(&root));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(usernames(&r.json()), vec!["bob"]);
+    // Sorting by email is ignored for carol: the order is by username, whatever the emails say.
+    let sort = form_urlencoded::byte_serialize(br#"{"emails":-1}"#).collect::<String>();
+    let r = app.get(&format!("/api/v1/users.list?sort={sort}"), auth(&carol));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let names = usernames(&r.json())
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+}
