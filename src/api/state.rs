@@ -48,7 +48,8 @@ where
 
 /// Runs `f` in one IMMEDIATE transaction and commits it when `f` succeeds (nothing is applied
 /// when it fails), then refreshes the auth snapshot synchronously: the change is in force for
-/// the very next request.
+/// the very next request. A refresh that fails after the commit is logged, not answered: the
+/// change stands, and the auth poller brings the snapshot up to date.
 pub async fn write<T, F>(state: &web::Data<AppState>, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
@@ -59,7 +60,11 @@ where
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
-        st.auth.refresh()?;
+        // The change is applied: answering an error now would tell the client otherwise. If the
+        // snapshot cannot be rebuilt at once, the auth poller retries within its interval.
+        if let Err(e) = st.auth.refresh() {
+            log::error!("auth: refresh after a committed change failed (the poller retries): {e}");
+        }
         Ok(out)
     })
     .await
